@@ -1,0 +1,99 @@
+"""Command line: ``python -m autograder {release,grade} ...`` (see the README's instructor section)."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import pathlib
+import sys
+import tempfile
+
+from .config import course_root, lesson_ids
+
+
+def _usage_error(message: str) -> int:
+    print(f"autograder: error: {message}", file=sys.stderr)
+    return 2
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    from .release import ReleaseError, release
+
+    root = course_root()
+    try:
+        stale = release(root, check=args.check)
+    except ReleaseError as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 1
+    if args.check:
+        if stale:
+            print("lessons/ is stale; run `python -m autograder release`:", *stale, sep="\n  ")
+            return 1
+        print(f"lessons/ is up to date ({len(lesson_ids(root))} lessons)")
+        return 0
+    print(f"released {len(lesson_ids(root))} lessons into lessons/" + (f" ({len(stale)} files changed)" if stale else ""))
+    return 0
+
+
+def cmd_grade(args: argparse.Namespace) -> int:
+    from .collect import collect, students
+    from .grade import grade_all, prepare_workspace
+    from .report import write_report
+
+    root = course_root()
+    submissions_dir = pathlib.Path(args.submissions)
+    if not submissions_dir.is_dir():
+        return _usage_error(f"no such folder: {submissions_dir}")
+    known = lesson_ids(root)
+    if args.lessons:
+        lessons = [x.strip() for x in args.lessons.split(",") if x.strip()]
+        unknown = [x for x in lessons if x not in known]
+        if unknown:
+            return _usage_error(f"unknown lesson {', '.join(unknown)}; lessons are {', '.join(known)}")
+    else:
+        present = {p.name for sid in students(submissions_dir) for p in (submissions_dir / sid).iterdir() if p.is_dir()}
+        lessons = [x for x in known if x in present]
+        if not lessons:
+            return _usage_error(f"no lesson folders under {submissions_dir}/<student_id>/; expected one of {', '.join(known)}")
+    if args.jobs < 1:
+        return _usage_error("--jobs must be at least 1")
+    out = pathlib.Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    db_url = args.db or f"sqlite:///{out / 'gradebook.db'}"
+    subs = collect(submissions_dir.resolve(), lessons)
+    with tempfile.TemporaryDirectory(prefix="cnn-grade-") as work:
+        work = pathlib.Path(work)
+        max_scores = prepare_workspace(root, work, lessons, db_url)
+        subs = grade_all(subs, work, db_url, jobs=args.jobs, progress=not args.quiet)
+        csv_path = write_report(subs, out, max_scores)
+    counts = collections.Counter(s.status for s in subs)
+    print(f"graded {len(subs)} submissions ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); "
+          f"grades in {csv_path}, feedback in {out / 'feedback'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description="Release and grade the CNN course with nbgrader.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("release", help="regenerate lessons/ from solutions/")
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 when lessons/ is stale")
+    p.set_defaults(func=cmd_release)
+    p = sub.add_parser("grade", help="grade SUBMISSIONS/<student_id>/<lesson>/<lesson>.ipynb")
+    p.add_argument("submissions", help="folder of submissions, one sub-folder per student")
+    p.add_argument("--out", required=True, help="where grades.csv, feedback/ and gradebook.db go")
+    p.add_argument("--lessons", help="comma-separated lesson ids (default: every lesson present)")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="notebooks graded in parallel")
+    p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: sqlite in --out)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_grade)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

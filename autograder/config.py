@@ -1,0 +1,74 @@
+"""The course's nbgrader configuration, in one place.
+
+``nbgrader_config.py`` at the repository root loads it for nbgrader's own command
+line and formgrader; the autograder passes it to ``NbGraderAPI`` directly (which
+does not read ``nbgrader_config.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import sys
+
+from traitlets.config import Config
+
+COURSE_ID = "cnn-course"
+LESSON_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+# Per-cell wall-clock limit while grading. Generous for CPU-only grading of the
+# training lessons; an infinite loop costs this much once per cell it hangs in.
+CELL_TIMEOUT_S = 120
+
+
+def course_root() -> pathlib.Path:
+    """The repository: where ``solutions/`` lives (override with CNN_COURSE_ROOT)."""
+    if os.environ.get("CNN_COURSE_ROOT"):
+        return pathlib.Path(os.environ["CNN_COURSE_ROOT"]).resolve()
+    here = pathlib.Path(__file__).resolve().parent.parent
+    if (here / "solutions").is_dir():
+        return here
+    return pathlib.Path.cwd()
+
+
+def lesson_ids(root: pathlib.Path | None = None) -> list[str]:
+    """Lesson ids, in course order: every ``solutions/<id>/<id>.ipynb``."""
+    solutions = (root or course_root()) / "solutions"
+    return sorted(p.name for p in solutions.iterdir()
+                  if LESSON_PATTERN.match(p.name) and (p / f"{p.name}.ipynb").is_file())
+
+
+def ensure_tools_on_path() -> None:
+    """nbgrader runs ``alembic`` by name; make it findable when our venv is not activated."""
+    bindir = os.path.dirname(sys.executable)
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if bindir not in path:
+        os.environ["PATH"] = os.pathsep.join([bindir, *path])
+
+
+def course_config(root: pathlib.Path, *, source: str = "solutions", release: str = "lessons",
+                  db_url: str | None = None) -> Config:
+    """nbgrader settings for a course directory ``root``."""
+    c = Config()
+    c.CourseDirectory.root = str(root)
+    c.CourseDirectory.course_id = COURSE_ID
+    c.CourseDirectory.source_directory = source
+    c.CourseDirectory.release_directory = release
+    c.CourseDirectory.db_url = db_url or f"sqlite:///{pathlib.Path(root) / 'gradebook.db'}"
+    c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
+    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.Execute.timeout = CELL_TIMEOUT_S
+    c.Execute.interrupt_on_timeout = True
+    c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
+    # As shipped, any stderr output in a test cell scores 0, so a correct answer that
+    # triggers a library warning would lose its points. Errors are separate outputs
+    # (output_type "error") and still fail the cell.
+    c.IgnorePattern.enabled = True
+    c.IgnorePattern.pattern = r"[\s\S]"
+    c.GenerateFeedback.preprocessors = [
+        "nbgrader.preprocessors.GetGrades",
+        "autograder.feedback.HideHiddenTests",
+        "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
+    ]
+    return c

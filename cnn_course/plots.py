@@ -1,0 +1,106 @@
+"""Pictures for the lessons: images, kernels and feature maps as matplotlib grids."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def _grid(n: int, ncols: int | None, size: float):
+    ncols = ncols or min(n, 8)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    return fig, axes.flat[:n]
+
+
+def _to_numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def show_matrix(matrix, ax=None, title: str | None = None, fmt: str = "{:g}", cmap: str = "coolwarm",
+                annotate: bool = True, center: bool = True):
+    """One small 2-D array as a heat map with its numbers written in the cells."""
+    matrix = _to_numpy(matrix)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.5 * matrix.shape[1] + 1, 0.5 * matrix.shape[0] + 1))
+    limit = float(np.abs(matrix).max()) or 1.0
+    kwargs = {"vmin": -limit, "vmax": limit} if center else {}
+    ax.imshow(matrix, cmap=cmap, **kwargs)
+    if annotate:
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=8)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+    return ax
+
+
+def show_images(images, titles: Sequence[str] | None = None, ncols: int | None = None, size: float = 2.0,
+                cmap: str = "gray", channels_first: bool | None = None):
+    """A grid of images: (N, H, W) grey, or (N, H, W, 3) / (N, 3, H, W) RGB, any value range.
+
+    Each image is rescaled to [0, 1] on its own so that filter responses with
+    negative values remain visible.
+    """
+    images = _to_numpy(images)
+    if images.ndim == 2:
+        images = images[None]
+    if channels_first is None:
+        channels_first = images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3)
+    if images.ndim == 4 and channels_first:
+        images = images.transpose(0, 2, 3, 1)
+    fig, axes = _grid(len(images), ncols, size)
+    for k, (ax, img) in enumerate(zip(axes, images)):
+        img = img.astype(np.float64)
+        if img.ndim == 3 and img.shape[-1] == 1:
+            img = img[..., 0]
+        lo, hi = img.min(), img.max()
+        img = (img - lo) / (hi - lo) if hi > lo else np.zeros_like(img)
+        ax.imshow(img, cmap=cmap if img.ndim == 2 else None, vmin=0, vmax=1)
+        ax.axis("off")
+        if titles is not None:
+            ax.set_title(titles[k], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def show_kernels(weights, ncols: int | None = None, size: float = 1.2, rgb: bool | None = None):
+    """Convolution kernels (F, C, kh, kw): as RGB tiles when C == 3, else one tile per (f, c)."""
+    w = _to_numpy(weights)
+    if w.ndim == 2:
+        w = w[None, None]
+    rgb = (w.shape[1] == 3) if rgb is None else rgb
+    if rgb:
+        return show_images(w.transpose(0, 2, 3, 1), titles=[f"filter {f}" for f in range(len(w))],
+                           ncols=ncols, size=size)
+    tiles = w.reshape(-1, *w.shape[2:])
+    titles = [f"f{f} c{c}" for f in range(w.shape[0]) for c in range(w.shape[1])]
+    fig, axes = _grid(len(tiles), ncols or w.shape[1] if w.shape[1] > 1 else ncols, size)
+    for ax, tile, title in zip(axes, tiles, titles):
+        show_matrix(tile, ax=ax, title=title, annotate=tile.size <= 25)
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(maps, ncols: int | None = None, size: float = 1.6, title: str | None = None):
+    """Feature maps (C, H, W) (or (1, C, H, W)) side by side, one colour scale per map."""
+    maps = _to_numpy(maps)
+    if maps.ndim == 4:
+        maps = maps[0]
+    fig, axes = _grid(len(maps), ncols, size)
+    for c, (ax, fmap) in enumerate(zip(axes, maps)):
+        ax.imshow(fmap, cmap="viridis")
+        ax.set_title(f"map {c}", fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
