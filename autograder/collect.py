@@ -47,7 +47,8 @@ def check_notebook(path: pathlib.Path) -> str:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        return f"the notebook is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); was it edited outside Jupyter?"
+        return (f"the notebook is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                "was it edited outside Jupyter?")
     if not isinstance(raw, dict) or "cells" not in raw:
         return "the file is JSON but not a Jupyter notebook (no 'cells')"
     try:

@@ -19,7 +19,7 @@ import shutil
 from tqdm.auto import tqdm
 
 from .collect import Submission
-from .config import COURSE_ID, CELL_TIMEOUT_S, course_config, ensure_tools_on_path
+from .config import CELL_TIMEOUT_S, COURSE_ID, course_config, ensure_tools_on_path
 
 _worker: dict = {}
 

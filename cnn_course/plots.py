@@ -50,13 +50,15 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int | None =
     Each image is rescaled to [0, 1] on its own so that filter responses with
     negative values remain visible.
     """
-    images = _to_numpy(images)
-    if images.ndim == 2:
-        images = images[None]
-    if channels_first is None:
-        channels_first = images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3)
-    if images.ndim == 4 and channels_first:
-        images = images.transpose(0, 2, 3, 1)
+    if isinstance(images, (list, tuple)):  # images of different sizes are fine in a list
+        images = [_to_numpy(img) for img in images]
+    else:
+        images = _to_numpy(images)
+        images = list(images[None] if images.ndim == 2 else images)
+    for k, img in enumerate(images):
+        first = img.ndim == 3 and img.shape[0] in (1, 3) and img.shape[-1] not in (1, 3)
+        if img.ndim == 3 and (first if channels_first is None else channels_first):
+            images[k] = img.transpose(1, 2, 0)
     fig, axes = _grid(len(images), ncols, size)
     for k, (ax, img) in enumerate(zip(axes, images)):
         img = img.astype(np.float64)

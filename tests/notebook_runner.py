@@ -25,7 +25,7 @@ def _meta(cell) -> dict:
     return cell.metadata.get("nbgrader", {})
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def load(lesson: str, folder: str = "solutions") -> nbformat.NotebookNode:
     return nbformat.read(ROOT / folder / lesson / f"{lesson}.ipynb", as_version=4)
 

@@ -7,7 +7,7 @@ write the function; it must pass every test cell of the lesson.
 
 import pytest
 
-from tests.notebook_runner import failed, run_tests, results_for
+from tests.notebook_runner import failed, results_for, run_tests
 
 LESSON = "02_convolution"
 

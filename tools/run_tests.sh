@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Set up a pinned environment in .venv and run the whole test suite.
+#   bash tools/run_tests.sh            # everything (what CI runs)
+#   bash tools/run_tests.sh -m "not slow and not browser"   # extra arguments go to pytest
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade "pip>=24" "setuptools>=77"
+.venv/bin/python -m pip install -q -r .ci/requirements-ci.txt
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+.venv/bin/python .ci/repair_torchvision.py
+export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
+echo "== lint"
+ruff check .
+echo "== tests"
+python -m pytest -n 2 --durations=15 "$@"
