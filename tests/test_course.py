@@ -1,0 +1,57 @@
+"""cnn_course.course: the catalogue and the start page's "check your work" cell."""
+
+import shutil
+
+import nbformat
+
+from autograder.config import lesson_ids
+from cnn_course import course
+from tests.notebook_runner import ROOT
+
+
+def test_catalogue_is_in_course_order_and_complete():
+    ids = [lesson.id for lesson in course.ALL]
+    assert ids == sorted(ids) and ids[0] == "00_start_here" and len(course.LESSONS) == 9
+    assert set(lesson_ids(ROOT)) <= set(ids)
+    for lesson in course.LESSONS:
+        assert lesson.minutes > 0 and lesson.objectives and lesson.functions
+        for p in lesson.prerequisites:  # lesson numbers refer to earlier lessons
+            assert not p.isdigit() or p < lesson.number
+
+
+def test_progress_reads_saved_notebooks(tmp_path):
+    lesson = "02_convolution"
+    (tmp_path / lesson).mkdir()
+    student = tmp_path / lesson / f"{lesson}.ipynb"
+    shutil.copy(ROOT / "lessons" / lesson / f"{lesson}.ipynb", student)
+    fresh = {p.lesson: p for p in course.progress(tmp_path)}[lesson]
+    assert fresh.found and fresh.exercises == list(course.BY_ID[lesson].functions) == fresh.open
+    assert "0/3 exercises written" in fresh.summary()
+
+    # the learner writes the first function, runs its tests; the second test cell fails
+    nb = nbformat.read(student, as_version=4)
+    solutions = {c.metadata.nbgrader["grade_id"]: c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")}
+    solutions["correlate2d"].source = "def correlate2d(image, kernel):\n    return image"
+    for c in nb.cells:
+        gid = c.metadata.get("nbgrader", {}).get("grade_id", "")
+        if gid in ("test_correlate2d", "test_convolve2d"):
+            c.execution_count = 7
+            if gid == "test_convolve2d":
+                c.outputs = [nbformat.v4.new_output("error", ename="NotImplementedError", evalue="", traceback=[])]
+    nbformat.write(nb, student)
+    item = course.lesson_progress(student, lesson)
+    assert item.open == ["convolve2d", "conv2d_forward"] and item.failed_tests == ["test_convolve2d"]
+    assert "1/3 exercises written" in item.summary() and "test_convolve2d" in item.summary()
+
+
+def test_progress_without_notebooks_or_with_broken_ones(tmp_path):
+    (tmp_path / "02_convolution").mkdir()
+    (tmp_path / "02_convolution" / "02_convolution.ipynb").write_text("{not json")
+    assert all(not p.found and "not opened yet" in p.summary() for p in course.progress(tmp_path))
+
+
+def test_path_and_readme_tables_mention_every_lesson():
+    path, readme = course.path_markdown(), course.readme_markdown()
+    for lesson in course.LESSONS:
+        assert f"../{lesson.id}/{lesson.id}.ipynb" in path and f"lessons/{lesson.id}/{lesson.id}.ipynb" in readme
+    assert "(GPU)" in path and path.count("(GPU)") == 1
