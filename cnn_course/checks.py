@@ -224,7 +224,7 @@ def expect_close(actual: Any, expected: Any, what: str = "the result", *, rtol: 
     __tracebackhide__ = True
     actual = expect_array(actual, what)
     expected = _asarray(expected)
-    expect_shape(actual, expected.shape, what, axes=axes, hint=hint if _isinstance(hint, dict) else None)
+    expect_shape(actual, expected.shape, what, axes=axes, hint=hint)
     if check_dtype and actual.dtype != expected.dtype:
         _fail(f"{what}: expected dtype {expected.dtype}, got {actual.dtype}; keep the input's dtype "
               "(float64 in gives float64 out): create new arrays with dtype=x.dtype or np.zeros_like")

@@ -37,8 +37,15 @@ def numpy_reference(torch_fn: Callable) -> Callable:
 
     @functools.wraps(torch_fn)
     def reference(*args, **kwargs):
-        with torch.no_grad():
-            out = torch_fn(*(to_torch(a) for a in args), **{k: to_torch(v) for k, v in kwargs.items()})
+        # Test inputs are small: one thread avoids the cost of waking a thread pool on a
+        # busy machine (several test processes share two cores in CI).
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                out = torch_fn(*(to_torch(a) for a in args), **{k: to_torch(v) for k, v in kwargs.items()})
+        finally:
+            torch.set_num_threads(threads)
         return to_numpy(out)
 
     return reference

@@ -156,3 +156,8 @@ def test_compare_with_reference_reports_the_failing_case():
     cases = [((np.ones((2, 2)),), {}), ((np.ones((3, 5)),), {})]
     text = message(checks.compare_with_reference, lambda x: x[:2], lambda x: x, cases, name="identity")
     assert "identity(array(3, 5) float64)" in text
+
+
+def test_string_hint_is_shown_for_a_shape_mismatch():
+    text = message(checks.expect_close, np.zeros((3, 3)), np.zeros((4, 4)), hint="output is (H - kh + 1) wide")
+    assert "expected shape (4, 4), got (3, 3)" in text and "output is (H - kh + 1) wide" in text
