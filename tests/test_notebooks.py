@@ -13,6 +13,11 @@ from autograder.config import lesson_ids
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+def expected_without_data(meta: dict, output) -> bool:
+    """Lesson 08's checkpoint test fails, by design and saying so, where the CIFAR-10 test set is absent."""
+    return meta.get("grade_id") == "test_cifar10_checkpoint" and output.ename == "DataNotAvailable"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", lesson_ids(ROOT))
 def test_solution_notebook_runs_clean(lesson, tmp_path):
@@ -27,7 +32,7 @@ def test_solution_notebook_runs_clean(lesson, tmp_path):
     for i, cell in enumerate(nb.cells):
         meta = cell.metadata.get("nbgrader", {})
         for output in cell.get("outputs", []):
-            if output.output_type == "error":
+            if output.output_type == "error" and not expected_without_data(meta, output):
                 errors.append(f"cell {i} ({meta.get('grade_id', 'demo')}): {output.ename}: {output.evalue}")
             if output.output_type == "execute_result" and meta.get("grade") and not meta.get("solution"):
                 partial_credit.append(meta["grade_id"])  # nbgrader would read the value as partial credit

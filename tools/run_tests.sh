@@ -13,6 +13,9 @@ fi
 .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
 .venv/bin/python .ci/repair_torchvision.py
 export PATH="$PWD/.venv/bin:$PATH" MPLBACKEND=Agg PYTHONDONTWRITEBYTECODE=1
+# Lesson 08/09 train in "smoke" mode (small synthetic data) unless told otherwise; one
+# thread per process, since pytest runs two workers on two cores.
+export CNN_COURSE_MODE=${CNN_COURSE_MODE:-smoke} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 echo "== lint"
 ruff check .
 echo "== tests"
