@@ -9,7 +9,7 @@ test cell of the lesson, the speed test included.
 
 import pytest
 
-from tests.notebook_runner import failed, results_for, run_tests
+from tests.notebook_runner import results_for, run_tests
 
 LESSON = "03_padding_and_stride"
 
@@ -589,20 +589,7 @@ def conv2d_fast(x, w, b=None, stride=1, padding=0):
 }
 
 
-def test_reference_solution_passes_every_test():
-    assert failed(run_tests(LESSON)) == {}
 
-
-@pytest.mark.parametrize("label", sorted(ALTERNATIVES))
-def test_alternative_correct_implementation_passes(label):
-    assert failed(run_tests(LESSON, ALTERNATIVES[label])) == {}
-
-
-@pytest.mark.parametrize("function,label", [(f, m) for f in MUTANTS for m in MUTANTS[f]])
-def test_mutant_fails_hidden_tests(function, label):
-    results = results_for(LESSON, function, run_tests(LESSON, {function: MUTANTS[function][label]}))
-    hidden = {k: v for k, v in results.items() if "hidden" in k}
-    assert hidden and all(v is not None for v in hidden.values()), f"{label!r} was not caught: {results}"
 
 
 @pytest.mark.parametrize("label", sorted(SPEED_MUTANTS))
