@@ -58,18 +58,56 @@ def cmd_grade(args: argparse.Namespace) -> int:
             return _usage_error(f"no lesson folders under {submissions_dir}/<student_id>/; expected one of {', '.join(known)}")
     if args.jobs < 1:
         return _usage_error("--jobs must be at least 1")
+    shard = None
+    if args.shard:
+        try:
+            index, count = (int(x) for x in args.shard.split("/"))
+            if not 1 <= index <= count:
+                raise ValueError
+            shard = (index, count)
+        except ValueError:
+            return _usage_error(f"--shard must be I/N with 1 <= I <= N, got {args.shard}")
     out = pathlib.Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     db_url = args.db or f"sqlite:///{out / 'gradebook.db'}"
     subs = collect(submissions_dir.resolve(), lessons)
+    if shard is not None:  # disjoint students per machine, stable across runs: the i-th of every n in sorted order
+        ids = sorted({s.student_id for s in subs})
+        mine = set(ids[shard[0] - 1::shard[1]])
+        subs = [s for s in subs if s.student_id in mine]
     with tempfile.TemporaryDirectory(prefix="cnn-grade-") as work:
         work = pathlib.Path(work)
         max_scores = prepare_workspace(root, work, lessons, db_url)
-        subs = grade_all(subs, work, db_url, jobs=args.jobs, progress=not args.quiet)
+        hide = [str(submissions_dir.resolve()), str(out)]
+        subs = grade_all(subs, work, db_url, jobs=args.jobs, progress=not args.quiet, hide=hide,
+                         verify=not args.no_verify)
         csv_path = write_report(subs, out, max_scores)
     counts = collections.Counter(s.status for s in subs)
     print(f"graded {len(subs)} submissions ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); "
           f"grades in {csv_path}, feedback in {out / 'feedback'}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import check
+
+    return check(pathlib.Path(args.notebook), timeout=args.timeout)
+
+
+def cmd_collect_zip(args: argparse.Namespace) -> int:
+    from .lms import collect_zip
+
+    archive = pathlib.Path(args.archive)
+    if not archive.is_file():
+        return _usage_error(f"no such file: {archive}")
+    if args.lesson not in lesson_ids(course_root()):
+        return _usage_error(f"unknown lesson {args.lesson}")
+    try:
+        found = collect_zip(archive, args.lesson, pathlib.Path(args.into), args.regexp)
+    except RuntimeError as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 1
+    print(f"collected {len(found)} submissions into {args.into}; now run: python -m autograder grade {args.into} --out OUT")
     return 0
 
 
@@ -86,7 +124,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="notebooks graded in parallel")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: sqlite in --out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--shard", help="I/N: grade only the I-th of N disjoint sets of students (several machines, "
+                                   "one --db); grades.csv then lists this shard's students")
+    p.add_argument("--no-verify", action="store_true",
+                   help="skip the out-of-kernel verification of passing test cells (faster, easier to fool)")
     p.set_defaults(func=cmd_grade)
+    p = sub.add_parser("collect-zip", help="unpack an LMS download (zip) into SUBMISSIONS with nbgrader's zip_collect")
+    p.add_argument("archive", help="the zip file downloaded from the LMS")
+    p.add_argument("--lesson", required=True, help="lesson id, e.g. 02_convolution")
+    p.add_argument("--into", required=True, help="SUBMISSIONS folder to fill (nbgrader's submitted layout)")
+    p.add_argument("--regexp", help="file-name regular expression with (?P<student_id>...) and (?P<file_id>...)")
+    p.set_defaults(func=cmd_collect_zip)
+    p = sub.add_parser("check", help="run a notebook's visible tests; exit 1 if any fails (for students)")
+    p.add_argument("notebook", help="path to the notebook, e.g. lessons/02_convolution/02_convolution.ipynb")
+    p.add_argument("--timeout", type=int, default=120, help="seconds per cell")
+    p.set_defaults(func=cmd_check)
     return parser
 
 

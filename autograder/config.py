@@ -19,7 +19,18 @@ LESSON_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+$")
 
 # Per-cell wall-clock limit while grading. Generous for CPU-only grading of the
 # training lessons; an infinite loop costs this much once per cell it hangs in.
-CELL_TIMEOUT_S = 120
+CELL_TIMEOUT_S = int(os.environ.get("CNN_GRADER_CELL_TIMEOUT_S", 120))
+# Wall-clock budget of one notebook (all its cells, kernel restarts included).
+SUBMISSION_TIMEOUT_S = int(os.environ.get("CNN_GRADER_SUBMISSION_TIMEOUT_S", 900))
+# Limits of the student's kernel (autograder/sandbox.py): memory in MiB (RLIMIT_DATA:
+# heap and anonymous mappings), CPU seconds per kernel, largest file written in MiB,
+# processes (only enforced when the kernel runs under its own uid).
+KERNEL_LIMITS = {
+    "memory_mib": int(os.environ.get("CNN_GRADER_MEMORY_MIB", 4096)),
+    "cpu_s": int(os.environ.get("CNN_GRADER_CPU_S", 1800)),
+    "file_mib": int(os.environ.get("CNN_GRADER_FILE_MIB", 256)),
+    "nproc": int(os.environ.get("CNN_GRADER_NPROC", 256)),
+}
 
 
 def course_root() -> pathlib.Path:
@@ -47,6 +58,15 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *path])
 
 
+def hidden_paths(root: pathlib.Path) -> list[str]:
+    """What student code must not see: the course (solutions, tests, git history), the grader's home,
+    and anything listed in CNN_GRADER_HIDE (os.pathsep-separated). The grader adds its workspace,
+    the submissions and the output folder."""
+    paths = [str(course_root()), str(pathlib.Path(root).resolve()), os.path.expanduser("~")]
+    paths += [p for p in os.environ.get("CNN_GRADER_HIDE", "").split(os.pathsep) if p]
+    return paths
+
+
 def course_config(root: pathlib.Path, *, source: str = "solutions", release: str = "lessons",
                   db_url: str | None = None) -> Config:
     """nbgrader settings for a course directory ``root``."""
@@ -59,6 +79,18 @@ def course_config(root: pathlib.Path, *, source: str = "solutions", release: str
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     c.Execute.timeout = CELL_TIMEOUT_S
+    # Our Execute: sandboxed kernel, a kernel death or timeout costs one exercise (autograder/execute.py).
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput, SaveAutoGrades
+
+    from .execute import ResilientExecute
+
+    c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                           SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    c.ResilientExecute.submission_timeout = SUBMISSION_TIMEOUT_S
+    c.ResilientExecute.limits = dict(KERNEL_LIMITS)
+    c.ResilientExecute.hide = hidden_paths(root)
+    c.ResilientExecute.sandboxed = int(os.environ.get("CNN_GRADER_SANDBOX", "1"))
     c.Execute.interrupt_on_timeout = True
     c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
     # As shipped, any stderr output in a test cell scores 0, so a correct answer that

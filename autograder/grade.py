@@ -19,7 +19,8 @@ import shutil
 from tqdm.auto import tqdm
 
 from .collect import Submission
-from .config import CELL_TIMEOUT_S, COURSE_ID, course_config, ensure_tools_on_path
+from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, course_config, ensure_tools_on_path
+from .verify import verifiable, verify
 
 _worker: dict = {}
 
@@ -37,32 +38,45 @@ def prepare_workspace(root: pathlib.Path, work: pathlib.Path, lessons: list[str]
             shutil.rmtree(target)
         shutil.copytree(root / "solutions" / lesson, target,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    import random
+    import time
+
     api = _make_api(work, db_url)
     for lesson in lessons:
-        result = api.generate_assignment(lesson)
-        if not result["success"]:
-            raise RuntimeError(f"nbgrader could not register {lesson}:\n{result.get('error', '')}")
+        # Several graders sharing one database (--shard) may register the same lesson at
+        # once; the loser of that race sees a unique-constraint error and simply retries.
+        for attempt in range(6):
+            result = api.generate_assignment(lesson)
+            if result["success"]:
+                break
+            time.sleep(0.5 + random.random() * 2 * (attempt + 1))
+        else:
+            raise RuntimeError(f"nbgrader could not register {lesson}:\n{result.get('log', '')}{result.get('error', '')}")
     with Gradebook(db_url, COURSE_ID) as gb:
         return {lesson: float(gb.find_assignment(lesson).max_score) for lesson in lessons}
 
 
-def _make_api(work: pathlib.Path, db_url: str):
+def _make_api(work: pathlib.Path, db_url: str, hide: list[str] | None = None):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
     ensure_tools_on_path()
     config = course_config(work, source="source", release="release", db_url=db_url)
+    config.ResilientExecute.hide = list(config.ResilientExecute.hide) + list(hide or [])
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
-def _init_worker(work: pathlib.Path, db_url: str) -> None:
+def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None, verify: bool = True) -> None:
     import logging
     import warnings
 
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy chatter from nbgrader's own queries
     warnings.filterwarnings("ignore", message=".*not in session.*")
     logging.getLogger("traitlets").setLevel(logging.ERROR)
-    _worker.update(api=_make_api(work, db_url), work=work, db_url=db_url)
+    from .config import course_root, hidden_paths
+
+    hide = [*hidden_paths(work), str(course_root()), *(hide or [])]
+    _worker.update(api=_make_api(work, db_url, hide), work=work, db_url=db_url, hide=hide, verify=verify)
 
 
 def _failed_cells(db_url: str, lesson: str, student_id: str) -> tuple[float, float, list[str]]:
@@ -75,17 +89,152 @@ def _failed_cells(db_url: str, lesson: str, student_id: str) -> tuple[float, flo
         return float(submission.score), float(submission.max_score), failed
 
 
-def _timeouts(autograded: pathlib.Path) -> list[str]:
+def _grade_id(cell, index: int) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+
+
+FAULTS = ("KernelDied", "CellTimeout", "SubmissionTimeout", "MemoryError")
+
+
+def fault_reasons(autograded: pathlib.Path) -> list[str]:
+    """Plain reasons for the faults autograder.execute recorded in the autograded notebook."""
     import nbformat
 
     if not autograded.is_file():
         return []
     nb = nbformat.read(autograded, as_version=4)
-    hung = []
+    reasons = []
     for i, cell in enumerate(nb.cells):
-        if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
-            hung.append(cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {i + 1}")
-    return hung
+        for output in cell.get("outputs", []):
+            ename, evalue = output.get("ename", ""), output.get("evalue", "")
+            if ename in ("KernelDied", "CellTimeout", "SubmissionTimeout"):
+                reasons.append(evalue.split(";")[0])
+            elif ename == "MemoryError" or "MemoryError" in evalue or "Unable to allocate" in evalue:
+                reasons.append(f"hit the memory limit of {KERNEL_LIMITS['memory_mib']} MiB in {_grade_id(cell, i)}")
+    return list(dict.fromkeys(reasons))
+
+
+def restore_locked_cells(submitted: pathlib.Path, released: pathlib.Path, source: pathlib.Path) -> list[str]:
+    """Put back test and setup cells the student deleted or stripped of their nbgrader metadata.
+
+    nbgrader restores the *source* of locked cells it finds, but a deleted test cell
+    simply has no grade. Returns reasons for the report ("test cells deleted and
+    restored: ...", "test cells were altered and restored: ...").
+    """
+    import nbformat
+
+    student = nbformat.read(submitted, as_version=4)
+    release = nbformat.read(released, as_version=4)
+    original = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source.strip()
+                for c in nbformat.read(source, as_version=4).cells}
+    ids = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(student.cells)
+           if c.metadata.get("nbgrader", {}).get("grade_id")}
+    deleted, altered = [], []
+    position = 0
+    for cell in release.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        gid = meta.get("grade_id")
+        if not gid or cell.cell_type != "code":
+            continue
+        locked = meta.get("locked") and not meta.get("solution")
+        if gid in ids:
+            index = ids[gid]
+            mine = student.cells[index]
+            if locked and meta.get("grade") and (mine.cell_type != "code" or mine.source.strip()
+                                                  not in (cell.source.strip(), original.get(gid))):
+                altered.append(gid)
+            if locked and mine.cell_type != "code":
+                student.cells[index] = cell
+            position = index + 1
+        elif locked:
+            import copy
+            import secrets
+
+            cell = copy.deepcopy(cell)
+            if "id" in cell and any(c.get("id") == cell.id for c in student.cells):
+                cell.id = secrets.token_hex(4)
+            student.cells.insert(position, cell)
+            ids = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(student.cells)
+                   if c.metadata.get("nbgrader", {}).get("grade_id")}
+            position = ids[gid] + 1
+            (deleted if meta.get("grade") else altered).append(gid)
+    reasons = []
+    if deleted or altered:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=nbformat.validator.MissingIDFieldWarning)
+    if deleted:
+        reasons.append(f"test cells deleted and restored: {', '.join(deleted)}")
+        nbformat.write(student, submitted)
+    if altered:
+        reasons.append(f"test cells were altered and restored: {', '.join(altered)}")
+        nbformat.write(student, submitted)
+    return reasons
+
+
+def _apply_verification(db_url: str, sub: Submission, verdicts: dict) -> list[str]:
+    """Lower the gradebook score of every test cell that failed verification (manual_score, so the
+    formgrader shows it); undo our own earlier lowering of cells that now pass. Returns the failures."""
+    from nbgrader.api import Gradebook
+
+    failed = []
+    marker = "[autograder verification] "
+    with Gradebook(db_url, COURSE_ID) as gb:
+        submission = gb.find_submission_notebook(sub.lesson, sub.lesson, sub.student_id)
+        comments = {c.name: c for c in submission.comments}
+        notes: dict[str, list[str]] = {}
+        for grade in submission.grades:
+            verdict = verdicts.get(grade.name)
+            if verdict is not None and not verdict.passed and (grade.auto_score or 0) > 0:
+                grade.manual_score = 0.0
+                grade.needs_manual_grade = False
+                failed.append(f"{grade.name} ({verdict.message})")
+                notes.setdefault(_function_of(grade.name, comments), []).append(f"{grade.name}: {verdict.message}")
+            elif grade.manual_score is not None and (
+                    getattr(comments.get(_function_of(grade.name, comments)), "manual_comment", None) or ""
+            ).startswith(marker):
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+            elif verdict is not None:
+                grade.needs_manual_grade = False
+        for name, comment in comments.items():
+            if name in notes:
+                comment.manual_comment = marker + "tests failed outside the notebook kernel: " + "; ".join(notes[name])
+            elif (comment.manual_comment or "").startswith(marker):
+                comment.manual_comment = None
+        gb.db.commit()
+    return failed
+
+
+def _function_of(test_id: str, comments: dict) -> str:
+    names = [n for n in comments if test_id == f"test_{n}" or test_id.startswith(f"test_{n}_")]
+    return max(names, key=len) if names else next(iter(comments), "")
+
+
+def _note_in_notebook(autograded: pathlib.Path, verdicts: dict, failed_ids: set[str]) -> None:
+    """Add the verification failure to the test cell's outputs, so the feedback shows it."""
+    import os as _os
+
+    import nbformat
+
+    nb = nbformat.read(autograded, as_version=4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in failed_ids:
+            message = f"tests failed outside the notebook kernel: {verdicts[gid].message}"
+            cell.setdefault("outputs", []).append(nbformat.v4.new_output(
+                "error", ename="VerificationFailed", evalue=message, traceback=[f"VerificationFailed: {message}"]))
+    _os.chmod(autograded, 0o644)
+    nbformat.write(nb, autograded)
+    _os.chmod(autograded, 0o444)
+
+
+def _passed_cells(db_url: str, lesson: str, student_id: str) -> list[str]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url, COURSE_ID) as gb:
+        submission = gb.find_submission(lesson, student_id)
+        return [g.name for nb in submission.notebooks for g in nb.grades if g.max_score > 0 and (g.auto_score or 0) > 0]
 
 
 def explain_failure(log: str) -> str:
@@ -111,16 +260,28 @@ def grade_one(sub: Submission) -> Submission:
         if stale.exists():
             shutil.rmtree(stale)
     shutil.copytree(sub.folder, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    notes = restore_locked_cells(dest / f"{sub.lesson}.ipynb", work / "release" / sub.lesson / f"{sub.lesson}.ipynb",
+                                 work / "source" / sub.lesson / f"{sub.lesson}.ipynb")
     result = api.autograde(sub.lesson, sub.student_id)
     if not result["success"]:
         sub.status, sub.reason = "failed", explain_failure(result.get("log", "") + result.get("error", ""))
         return sub
+    autograded = work / "autograded" / sub.student_id / sub.lesson / f"{sub.lesson}.ipynb"
+    notes += fault_reasons(autograded)
+    if _worker.get("verify", True) and verifiable(sub.lesson):
+        import nbformat
+
+        source_nb = nbformat.read(work / "source" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
+        passed = _passed_cells(db_url, sub.lesson, sub.student_id)
+        release_nb = nbformat.read(work / "release" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
+        verdicts = verify(source_nb, nbformat.read(autograded, as_version=4), sub.lesson, passed,
+                          work / "source" / sub.lesson, _worker["hide"], release_nb=release_nb) if passed else {}
+        lowered = _apply_verification(db_url, sub, verdicts)
+        if lowered:
+            notes.append("tests failed outside the notebook kernel: " + "; ".join(lowered))
+            _note_in_notebook(autograded, verdicts, {g for g, v in verdicts.items() if not v.passed})
     sub.score, sub.max_score, failed = _failed_cells(db_url, sub.lesson, sub.student_id)
     sub.status = "graded"
-    notes = []
-    hung = _timeouts(work / "autograded" / sub.student_id / sub.lesson / f"{sub.lesson}.ipynb")
-    if hung:
-        notes.append(f"timed out after {CELL_TIMEOUT_S} s in {', '.join(hung)}")
     if failed:
         notes.append(f"tests failed: {', '.join(failed)}")
     sub.reason = "; ".join(notes)
@@ -132,7 +293,7 @@ def grade_one(sub: Submission) -> Submission:
 
 
 def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jobs: int = 1,
-              progress: bool = True) -> list[Submission]:
+              progress: bool = True, hide: list[str] | None = None, verify: bool = True) -> list[Submission]:
     """Grade every ``pending`` submission with ``jobs`` worker processes; others pass through."""
     pending = [s for s in submissions if s.status == "pending"]
     done: dict[int, Submission] = {}
@@ -142,7 +303,7 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
     while queue:
         batch, queue = (queue[:1], queue[1:]) if solo else (queue, [])
         with cf.ProcessPoolExecutor(max_workers=1 if solo else jobs, initializer=_init_worker,
-                                    initargs=(work, db_url)) as pool:
+                                    initargs=(work, db_url, hide, verify)) as pool:
             futures = {pool.submit(grade_one, pending[i]): i for i in batch}
             crashed = []
             for future in cf.as_completed(futures):

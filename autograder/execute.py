@@ -1,0 +1,216 @@
+"""nbgrader's Execute step, hardened: a sandboxed kernel, and faults that cost one exercise.
+
+:class:`ResilientExecute` replaces ``nbgrader.preprocessors.Execute`` in autograde
+(``Autograde.autograde_preprocessors``). It differs in three ways:
+
+- the kernel runs through :mod:`autograder.sandbox` (no network, hidden paths, an
+  unprivileged uid, memory/CPU/file/process limits) in a fresh directory holding
+  the lesson's files but no notebook (the autograded copy holds the hidden tests);
+- when the kernel dies (``os._exit``, a crash, a limit) or a cell runs past its time
+  limit, the cell gets an error output that says so, the kernel is restarted, the
+  setup and solution cells that ran cleanly are replayed, and grading goes on with
+  the next cell: only the exercise whose cell failed loses its points;
+- a whole-submission wall-clock budget: cells after it is spent are not run and say so.
+
+The error outputs it writes have these ``ename`` values, which
+:func:`autograder.grade.fault_reasons` turns into the grades.csv reason:
+``KernelDied``, ``CellTimeout``, ``SubmissionTimeout`` (and Python's ``MemoryError``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Dict, Integer, List, Unicode
+
+SANDBOX_PY = str(pathlib.Path(__file__).with_name("sandbox.py"))
+THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                    "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+
+
+def sandbox_root() -> pathlib.Path:
+    """A root-owned folder others may traverse but not list; each sandbox is a random name inside."""
+    root = pathlib.Path(tempfile.gettempdir()) / f"cnn-sandboxes-{os.getuid()}"
+    root.mkdir(mode=0o711, exist_ok=True)
+    os.chmod(root, 0o711)
+    return root
+
+
+def new_sandbox(files_from: pathlib.Path | None = None) -> tuple[pathlib.Path, int | None]:
+    """A fresh private directory (with ``files_from``'s files, notebooks left out) and the uid to run as."""
+    uid = 200_000 + secrets.randbelow(1_000_000) if os.geteuid() == 0 else None
+    path = sandbox_root() / secrets.token_hex(12)
+    if files_from is not None and files_from.is_dir():
+        shutil.copytree(files_from, path, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+    else:
+        path.mkdir()
+    if uid is not None:
+        for dirpath, _, filenames in os.walk(path):
+            os.chown(dirpath, uid, uid)
+            for name in filenames:
+                os.chown(os.path.join(dirpath, name), uid, uid)
+    os.chmod(path, 0o700)
+    return path, uid
+
+
+def sandbox_config(cwd: pathlib.Path, uid: int | None, limits: dict, hide: list[str]) -> dict:
+    import cnn_course
+
+    expose = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
+              os.path.dirname(cnn_course.__file__), os.path.dirname(__file__),
+              os.path.join(os.path.dirname(os.path.dirname(cnn_course.__file__)), "data")]
+    return {**limits, "cwd": str(cwd), "uid": uid, "hide": hide, "expose": expose,
+            "must_reach": [os.path.realpath(sys.executable), str(cwd)],
+            "env": {**THREAD_ENV, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}}
+
+
+def sandboxed_argv(cfg: dict, command: list[str]) -> list[str]:
+    return [sys.executable, SANDBOX_PY, json.dumps(cfg), "--", *command]
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel starts through autograder/sandbox.py, over Unix sockets.
+
+    Unix sockets in the sandbox folder, rather than TCP on localhost, because the
+    kernel lives in its own network namespace, where the grader's localhost is not.
+    """
+
+    sandbox = Dict({})
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        cmd = super().format_kernel_cmd(extra_arguments)
+        if not self.sandbox:
+            return cmd
+        uid = self.sandbox.get("uid")
+        if uid is not None:
+            os.chown(self.connection_file, uid, uid)
+        return sandboxed_argv(self.sandbox, cmd)
+
+
+def _error(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
+
+
+def _where(cell: NotebookNode, index: int) -> str:
+    return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
+
+
+class ResilientExecute(Execute):
+    submission_timeout = Integer(600, help="Wall-clock seconds for the whole notebook").tag(config=True)
+    limits = Dict({}, help="autograder.sandbox limits: memory_mib, cpu_s, file_mib, nproc").tag(config=True)
+    hide = List(Unicode(), help="paths the kernel must not see").tag(config=True)
+    sandboxed = Integer(1, help="0 to run the kernel without autograder/sandbox.py").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        super().__init__(*args, **kwargs)
+
+    # -- kernel lifetime ---------------------------------------------------------------
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.sandboxed and isinstance(km, SandboxedKernelManager):
+            km.transport = "ipc"
+            km.ip = str(self._sandbox / "k")
+            km.connection_file = str(self._sandbox / "kernel.json")
+            km.sandbox = sandbox_config(self._sandbox, self._uid, dict(self.limits), list(self.hide))
+        return km
+
+    def _restart(self) -> None:
+        try:
+            self._cleanup_kernel()
+        except Exception:  # noqa: BLE001 - the kernel is gone either way
+            pass
+        self.km = self.create_kernel_manager()
+        self.kc = None
+        self.start_new_kernel(cwd=str(self._sandbox))
+        self.start_new_kernel_client()
+        for source in list(self._replay):
+            scratch = NotebookNode(cell_type="code", source=source, metadata={}, outputs=[], execution_count=None)
+            try:
+                super().preprocess_cell(scratch, self.resources, -1)
+            except (DeadKernelError, CellTimeoutError):
+                self._replay.remove(source)
+                return self._restart()
+            if any(o.get("ename") == "CellTimeoutError" for o in scratch.outputs):
+                self._replay.remove(source)
+                return self._restart()
+
+    def _exit_status(self) -> int | None:
+        process = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if process is None:
+            return None
+        for _ in range(20):
+            code = process.poll()
+            if code is not None:
+                return code
+            time.sleep(0.05)
+        return None
+
+    def _get_timeout(self, cell):
+        timeout = super()._get_timeout(cell)
+        remaining = max(1, int(self._deadline - time.monotonic()))
+        return remaining if timeout is None else min(timeout, remaining)
+
+    # -- the notebook ----------------------------------------------------------------
+
+    def preprocess(self, nb, resources=None, km=None):
+        resources = resources if resources is not None else {}
+        run_path = resources.get("metadata", {}).get("path")
+        self._sandbox, self._uid = new_sandbox(pathlib.Path(run_path) if run_path else None)
+        resources.setdefault("metadata", {})["path"] = str(self._sandbox)
+        self._replay: list[str] = []
+        self._deadline = time.monotonic() + self.submission_timeout
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            if run_path:
+                resources["metadata"]["path"] = run_path
+            shutil.rmtree(self._sandbox, ignore_errors=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return cell, resources
+        meta = cell.metadata.get("nbgrader", {})
+        where = _where(cell, index)
+        if time.monotonic() >= self._deadline:
+            cell.outputs = [_error("SubmissionTimeout", f"not run: the notebook used up its {self.submission_timeout} s "
+                                                        f"time limit before {where}")]
+            return cell, self.resources
+        limit = self._get_timeout(cell)
+        try:
+            cell, _ = super().preprocess_cell(cell, resources, index)
+        except DeadKernelError:
+            code = self._exit_status()
+            why = {None: "", 0: " (exit status 0: os._exit() or a similar call)",
+                   -9: " (killed: out of memory?)", -24: " (it used up its CPU-time limit)",
+                   -25: " (it wrote a file larger than the limit)"}.get(code, f" (exit status {code})")
+            cell.outputs = list(cell.get("outputs", [])) + [_error("KernelDied", f"the kernel died while running {where}{why}; "
+                                                                   "the kernel was restarted for the next cells")]
+            self._restart()
+            return cell, self.resources
+        except CellTimeoutError:  # no reply, not even to the interrupt (e.g. SIGINT ignored)
+            cell.outputs = list(cell.get("outputs", [])) + [_error("CellTimeoutError", "")]
+        timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs)
+        if timed_out:
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "error"]
+            cell.outputs.append(_error("CellTimeout", f"timed out in {where} after {limit} s; "
+                                                      "the kernel was restarted for the next cells"))
+            self._restart()
+            return cell, self.resources
+        if meta.get("solution") or (meta.get("locked") and not meta.get("grade")):
+            if not any(o.get("output_type") == "error" for o in cell.outputs):
+                self._replay.append(cell.source)
+        return cell, self.resources
+

@@ -1,0 +1,306 @@
+"""Verification outside the notebook kernel: the decisive verdict on each graded test cell.
+
+In-kernel defences are never enough: student code shares the kernel with the
+tests, and can replace ``numpy.allclose``, the checks, even IPython's error
+reporting. So after nbgrader's autograde, every test cell that nbgrader scored
+is run again here, in the grading process, against the instructor's test code
+(from the gradebook's source, never the student's copy), with the student's
+functions replaced by proxies. The student's setup and solution cells run in a
+separate sandboxed process (:mod:`autograder.runner`); arguments and results
+cross as data only (:mod:`autograder.wire`), so nothing the student wrote ever
+runs in this process and the comparisons use pristine NumPy, PyTorch and
+``cnn_course.checks``. For NumPy lessons, that process cannot use torch or scipy.
+
+This works for lessons whose graded functions take and return arrays, numbers,
+strings and containers of them (lessons 01 to 05). Lessons whose functions take
+modules, tensors or loaders (06 to 09) are not re-verified
+(:func:`verifiable` says which); their in-kernel checks decide. See the README.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import os
+import pathlib
+import select
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+from . import wire
+from .config import CELL_TIMEOUT_S, KERNEL_LIMITS
+from .execute import new_sandbox, sandbox_config, sandboxed_argv
+
+NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
+RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
+
+
+def verifiable(lesson: str) -> bool:
+    return lesson.startswith(NUMPY_LESSON_PREFIXES)
+
+
+def _meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {}) if cell.cell_type == "code" else {}
+
+
+def _forbidden_dirs() -> list[str]:
+    import importlib.util
+
+    dirs = []
+    for name in ("torch", "scipy", "functorch", "torchvision"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.submodule_search_locations:
+            dirs += [os.path.realpath(p) + os.sep for p in spec.submodule_search_locations]
+    return dirs
+
+
+class RunnerGone(Exception):
+    pass
+
+
+class SetupFailed(Exception):
+    """The instructor's setup cells could not run in the verification process: no verdict."""
+
+
+class Runner:
+    """The student's cells, running in a sandboxed child process; call their functions with data."""
+
+    def __init__(self, cells: list[tuple[str, str]], numpy_only: bool, files_from: pathlib.Path | None,
+                 hide: list[str], timeout: float):
+        self.cells, self.numpy_only, self.files_from, self.hide = cells, numpy_only, files_from, hide
+        self.timeout = timeout
+        self.proc = None
+        self.names: dict[str, str] = {}
+        self.status: list[str | None] = []
+
+    def start(self) -> None:
+        self.sandbox, uid = new_sandbox(self.files_from)
+        cfg = sandbox_config(self.sandbox, uid, dict(KERNEL_LIMITS), self.hide)
+        to_child_r, self.to_child = os.pipe()
+        self.from_child, from_child_w = os.pipe()
+        command = [sys.executable, "-I", RUNNER_PY, str(to_child_r), str(from_child_w), *_forbidden_dirs()]
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
+        self.stderr = io.BytesIO()
+        self.proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     cwd=str(self.sandbox), env=env)
+        os.close(to_child_r)
+        os.close(from_child_w)
+        os.set_blocking(self.proc.stderr.fileno(), False)
+        wire.send(self.to_child, {"numpy_only": self.numpy_only, "cells": [list(c) for c in self.cells]})
+        try:
+            self._recv(self.timeout * max(1, len(self.cells)))
+        except RunnerGone as exc:
+            raise SetupFailed(str(exc)) from None
+        current = None
+        while True:
+            try:
+                reply = self._recv(self.timeout)
+            except RunnerGone:
+                if current is None or self.cells[current][0] == "setup":
+                    raise
+                # A student cell ended the process (os._exit at top level): leave it out, as the
+                # kernel run did after its restart, and start again.
+                self.cells = self.cells[:current] + [(self.cells[current][0], "pass")] + self.cells[current + 1:]
+                return self.start()
+            if "cell" in reply:
+                current = int(reply["cell"])
+                continue
+            break
+        self.names, self.status = reply["names"], reply["status"]
+
+    def _drain_stderr(self) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                chunk = self.proc.stderr.read(65536)
+                if not chunk:
+                    break
+                if self.stderr.tell() < 1 << 20:
+                    self.stderr.write(chunk)
+
+    def _recv(self, timeout: float):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.stop()
+                raise RunnerGone(f"timed out after {int(timeout)} s")
+            ready, _, _ = select.select([self.from_child, self.proc.stderr], [], [], min(left, 1.0))
+            if self.proc.stderr in ready:
+                self._drain_stderr()
+            if self.from_child in ready:
+                try:
+                    return wire.recv(self.from_child)
+                except (EOFError, ValueError, OSError) as exc:
+                    self.proc.wait(timeout=10)
+                    self._drain_stderr()
+                    why = self.violation() or f"the process ended (exit status {self.proc.returncode})"
+                    self.stop()
+                    raise RunnerGone(why) from exc
+
+    def violation(self) -> str:
+        text = self.stderr.getvalue().decode(errors="replace")
+        marks = [line for line in text.splitlines() if line.startswith("CNN-VIOLATION: ")]
+        return marks[-1][len("CNN-VIOLATION: "):] if marks else ""
+
+    def call(self, name: str, args: tuple, kwargs: dict, value: bool = False):
+        if self.proc is None:
+            self.start()
+        wire.send(self.to_child, {"call": name, "args": list(args), "kwargs": dict(kwargs), "value": value})
+        return self._recv(self.timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(Exception):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            for fd in (self.to_child, self.from_child):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            with contextlib.suppress(Exception):
+                self.proc.stderr.close()
+            import shutil
+
+            shutil.rmtree(self.sandbox, ignore_errors=True)
+        self.proc = None
+
+
+def _exception(name: str, message: str, builtin: bool) -> BaseException:
+    import builtins
+
+    cls = getattr(builtins, name, None) if builtin else None
+    if isinstance(cls, type) and issubclass(cls, Exception) and cls not in (SystemExit, KeyboardInterrupt):
+        try:
+            return cls(message)
+        except Exception:  # noqa: BLE001
+            pass
+    return RuntimeError(f"{name}: {message}")
+
+
+class Proxy:
+    """Stands in for one student function in the test cell's namespace."""
+
+    def __init__(self, runner: Runner, name: str):
+        self._runner, self.__name__, self.__qualname__ = runner, name, name
+
+    def __call__(self, *args, **kwargs):
+        from cnn_course.checks import CheckFailed
+
+        try:
+            reply = self._runner.call(self.__name__, args, kwargs)
+        except wire.NotData as exc:
+            raise CheckFailed(f"{self.__name__} was given {exc}, which the grader cannot pass on") from None
+        except RunnerGone as exc:
+            raise CheckFailed(f"{self.__name__}: {exc}") from None
+        if "raised" in reply:
+            raise _exception(reply["raised"], reply["message"], reply["builtin"])
+        if "notdata" in reply:
+            raise CheckFailed(f"{self.__name__} returned {reply['notdata']}, not an array or a number")
+        for before, after in zip(args, reply["args"]):  # let the caller see in-place edits
+            if type(before) is np.ndarray and type(after) is np.ndarray and before.shape == after.shape:
+                with contextlib.suppress(Exception):
+                    np.copyto(before, after, casting="unsafe")
+        return reply["result"]
+
+
+@dataclasses.dataclass
+class CellVerdict:
+    grade_id: str
+    passed: bool
+    message: str = ""
+
+
+def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: pathlib.Path | None,
+           hide: list[str], timeout: float = CELL_TIMEOUT_S, release_nb=None) -> dict[str, CellVerdict]:
+    """Re-run the graded test cells ``test_ids`` of ``source_nb`` against ``student_nb``'s solution cells.
+
+    ``source_nb`` is the instructor's notebook (hidden tests included); only its setup
+    and test cells run here. ``student_nb`` supplies the solution cells, by grade_id,
+    and, when ``release_nb`` (the student version as released) is given, the code cells
+    the student added (helpers in a cell of their own), which run before the
+    solution cells that follow them, as in the notebook.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    student_solutions = {_meta(c).get("grade_id"): c.source for c in student_nb.cells if _meta(c).get("solution")}
+    released_ids = {c.get("id") for c in release_nb.cells} if release_nb is not None else None
+    added: dict[str, list[str]] = {}  # solution grade_id -> student-added code cells just before it
+    pending: list[str] = []
+    for cell in student_nb.cells:
+        meta = _meta(cell)
+        if meta.get("solution"):
+            added[meta["grade_id"]] = pending
+            pending = []
+        elif (released_ids is not None and cell.cell_type == "code" and not meta
+              and cell.get("id") not in released_ids and cell.source.strip()):
+            pending.append(cell.source)
+    cells, setup_sources = [], []
+    for cell in source_nb.cells:
+        meta = _meta(cell)
+        if not meta:
+            continue
+        if meta.get("solution"):
+            cells += [("student", source) for source in added.get(meta["grade_id"], [])]
+            cells.append(("solution", student_solutions.get(meta["grade_id"], "")))
+        elif not meta.get("grade") and cell.cell_type == "code":
+            cells.append(("setup", cell.source))
+            setup_sources.append(cell.source)
+    runner = Runner(cells, verifiable(lesson), files_from, hide, timeout)
+    verdicts: dict[str, CellVerdict] = {}
+    try:
+        try:
+            runner.start()
+        except SetupFailed as exc:  # not the student's doing: leave nbgrader's scores alone
+            import logging
+
+            logging.getLogger("autograder").warning("verification skipped for %s: setup failed: %s", lesson, exc)
+            return {}
+        except RunnerGone as exc:
+            return {gid: CellVerdict(gid, False, f"your notebook's code could not run outside the kernel: {exc}")
+                    for gid in test_ids}
+        namespace: dict = {"__name__": "__main__"}
+        with _quiet():
+            for source in setup_sources:
+                exec(compile(source, "<setup>", "exec"), namespace)
+        for name, kind in runner.names.items():
+            if name in namespace:  # the trusted setup's names (np, checks, helpers) stay the grader's own
+                continue
+            if kind == "function":
+                namespace[name] = Proxy(runner, name)
+            else:
+                with contextlib.suppress(Exception):
+                    reply = runner.call(name, (), {}, value=True)
+                    if "result" in reply:
+                        namespace[name] = reply["result"]
+        for cell in source_nb.cells:
+            gid = _meta(cell).get("grade_id")
+            if gid not in test_ids:
+                continue
+            try:
+                with _quiet():
+                    exec(compile(textwrap.dedent(cell.source), f"<{gid}>", "exec"), dict(namespace))
+                verdicts[gid] = CellVerdict(gid, True)
+            except BaseException as exc:  # noqa: BLE001 - a failing test is a verdict
+                message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                verdicts[gid] = CellVerdict(gid, False, message[:300])
+                if runner.proc is not None and runner.proc.poll() is not None:
+                    runner.stop()
+            finally:
+                plt.close("all")
+    finally:
+        runner.stop()
+    return verdicts
+
+
+@contextlib.contextmanager
+def _quiet():
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        yield

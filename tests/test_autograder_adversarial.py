@@ -1,0 +1,360 @@
+"""The hardened grader against an adversarial class of lesson 02, and its parts on their own.
+
+Lesson 02's points: test_correlate2d 1, test_correlate2d_hidden 2, test_convolve2d 1,
+test_convolve2d_hidden 2, test_conv2d_forward 1, test_conv2d_forward_hidden 3 (10 in all).
+convolve2d and conv2d_forward call correlate2d, so the cheats below sit in convolve2d
+(worth 3) or conv2d_forward (worth 4), which nothing else depends on.
+"""
+
+import csv
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import threading
+
+import nbformat
+import numpy as np
+import pytest
+
+from autograder import wire
+from autograder.grade import restore_locked_cells
+from tests.notebook_runner import solution_cells
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+LESSON = "02_convolution"
+SANDBOX = ROOT / "autograder" / "sandbox.py"
+
+
+def student_notebook(**replace: str) -> nbformat.NotebookNode:
+    """Lesson 02's student notebook with every solution filled in (the reference ones unless replaced)."""
+    solutions = solution_cells(LESSON)
+    nb = nbformat.read(ROOT / "lessons" / LESSON / f"{LESSON}.ipynb", as_version=4)
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in solutions:
+            cell.source = replace.get(gid, solutions[gid])
+    return nb
+
+
+def put(submissions: pathlib.Path, student: str, nb=None, text: str | None = None, name: str | None = None):
+    folder = submissions / student / LESSON
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / (name or f"{LESSON}.ipynb")
+    if text is not None:
+        path.write_text(text)
+    else:
+        nbformat.write(nb, path)
+
+
+def without(nb, grade_id: str):
+    nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") != grade_id]
+    return nb
+
+
+def edit_cell(nb, grade_id: str, source: str | None = None, strip: bool = False):
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == grade_id:
+            if source is not None:
+                cell.source = source
+            if strip:
+                cell.metadata.pop("nbgrader")
+    return nb
+
+
+WRONG_CONV2D = '''
+def conv2d_forward(x, w, b=None):
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels but the kernel expects {w.shape[1]}")
+    return np.zeros((x.shape[0], w.shape[0], x.shape[2] - w.shape[2] + 1, x.shape[3] - w.shape[3] + 1), dtype=x.dtype)
+'''
+
+# Replaces every comparison it can reach, then answers with zeros of the right shape.
+MONKEYPATCH = '''
+import numpy as np
+from cnn_course import checks as _checks
+np.allclose = lambda *a, **k: True
+np.array_equal = lambda *a, **k: True
+np.isclose = lambda a, b, **k: np.ones(np.broadcast(np.asarray(a), np.asarray(b)).shape, dtype=bool)
+for _name in ("expect_close", "expect_shape", "expect_equal", "expect_raises", "compare_with_reference"):
+    setattr(_checks, _name, lambda *a, **k: None)
+_checks.call_learner = lambda fn, *a, numpy_only=False, name=None, **k: fn(*a, **k)
+_checks._isclose = np.isclose
+_checks.expect_array = lambda actual, *a, **k: actual
+''' + WRONG_CONV2D
+
+# An ndarray that claims to equal everything, and a checks module told to accept it.
+ALWAYS_EQUAL = '''
+import numpy as np
+from cnn_course import checks as _checks
+
+class _Yes(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(self.shape, dtype=bool).view(np.ndarray)
+    __ne__ = lambda self, other: np.zeros(self.shape, dtype=bool).view(np.ndarray)
+
+_checks._type = lambda value: np.ndarray
+_checks._isclose = lambda a, b, **k: np.ones(np.broadcast(a, b).shape, dtype=bool)
+
+def conv2d_forward(x, w, b=None):
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels but the kernel expects {w.shape[1]}")
+    shape = (x.shape[0], w.shape[0], x.shape[2] - w.shape[2] + 1, x.shape[3] - w.shape[3] + 1)
+    return np.zeros(shape, dtype=x.dtype).view(_Yes)
+'''
+
+# Correct values, computed with torch after switching off the in-kernel profiler guard.
+TORCH_SILENT = '''
+def conv2d_forward(x, w, b=None):
+    import sys
+    if x.shape[1] != w.shape[1]:
+        raise ValueError(f"input has {x.shape[1]} channels but the kernel expects {w.shape[1]}")
+    sys.setprofile(None)
+    import torch
+    import torch.nn.functional as F
+    bias = None if b is None else torch.from_numpy(b)
+    return F.conv2d(torch.from_numpy(x), torch.from_numpy(w), bias).numpy()
+'''
+
+
+def conditional(condition: str) -> str:
+    """conv2d_forward that is correct only when ``condition`` (student code) succeeds."""
+    reference = solution_cells(LESSON)["conv2d_forward"]
+    return f'''
+def _can():
+    try:
+{chr(10).join("        " + line for line in condition.strip().splitlines())}
+        return True
+    except Exception:
+        return False
+
+_CAN = _can()
+{reference.replace("def conv2d_forward(", "def _real_conv2d_forward(")}
+
+def conv2d_forward(x, w, b=None):
+    if _CAN or _can():
+        return _real_conv2d_forward(x, w, b)
+    return np.zeros((x.shape[0], w.shape[0], x.shape[2] - w.shape[2] + 1, x.shape[3] - w.shape[3] + 1), dtype=x.dtype)
+'''
+
+
+def with_helper_cell() -> nbformat.NotebookNode:
+    """An honest student who put a helper in a code cell of their own, just above correlate2d."""
+    nb = student_notebook(correlate2d='''
+def correlate2d(image, kernel):
+    kh, kw = kernel.shape
+    out = np.zeros((image.shape[0] - kh + 1, image.shape[1] - kw + 1), dtype=np.result_type(image, kernel))
+    for i in range(out.shape[0]):
+        for j in range(out.shape[1]):
+            out[i, j] = _window_sum(image, kernel, i, j)
+    return out
+''')
+    index = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "correlate2d")
+    nb.cells.insert(index, nbformat.v4.new_code_cell(
+        "def _window_sum(image, kernel, i, j):\n    kh, kw = kernel.shape\n"
+        "    return np.sum(image[i:i + kh, j:j + kw] * kernel)\n"))
+    return nb
+
+
+def in_convolve2d(prefix: str) -> str:
+    return solution_cells(LESSON)["convolve2d"].replace(
+        "    ### BEGIN SOLUTION", "\n".join("    " + line for line in prefix.strip().splitlines()) + "\n    ### BEGIN SOLUTION")
+
+
+# --------------------------------------------------------------------------- fast unit tests
+
+def test_wire_round_trip_and_refuses_code():
+    value = {"a": (np.arange(6.0).reshape(2, 3), 3, 2.5, None, "s", [True, np.float32(1.5)])}
+    back = wire.loads(wire.dumps(value))
+    assert back["a"][0].tolist() == value["a"][0].tolist() and back["a"][1:5] == (3, 2.5, None, "s")
+    assert type(back["a"][5][1]) is np.float32
+    for bad in (lambda: 1, np.array([object()], dtype=object), np.arange(3).view(np.matrix)):
+        with pytest.raises(wire.NotData):
+            wire.dumps(bad)
+
+
+def sandboxed(code: str, cfg: dict, tmp_path) -> subprocess.CompletedProcess:
+    import json
+
+    cwd = tmp_path / "sbx"
+    cwd.mkdir(exist_ok=True)
+    os.chmod(cwd, 0o777)
+    cfg = {"cwd": str(cwd), **cfg}
+    return subprocess.run([PYTHON, str(SANDBOX), json.dumps(cfg), "--", PYTHON, "-c", code], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+def test_sandbox_hides_paths_blocks_network_and_limits_memory(tmp_path):
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "answers.txt").write_text("42")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    code = f'''
+import os, socket, numpy
+print("report", os.environ.get("CNN_SANDBOX_REPORT"))
+print("secret", os.path.exists({str(secret / "answers.txt")!r}))
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3); print("network yes")
+except OSError:
+    print("network no")
+try:
+    x = numpy.ones(2 ** 31 // 8 * 3); print("memory unlimited")
+except MemoryError:
+    print("memory limited")
+'''
+    result = sandboxed(code, {"hide": [str(secret)], "memory_mib": 1024, "uid": 250001,
+                              "must_reach": [os.path.realpath(PYTHON)], "expose": [sys.prefix, sys.base_prefix]},
+                      tmp_path)
+    server.close()
+    out = result.stdout
+    assert "memory limited" in out, result.stdout + result.stderr
+    report = out.split("report", 1)[1].splitlines()[0]
+    if "hidden-paths" in report:
+        assert "secret False" in out
+    else:
+        pytest.skip(f"this system allows no mount namespace (sandbox report: {report})")
+    if "network" in report:
+        assert "network no" in out
+
+
+def test_restore_locked_cells_reports_deleted_and_altered(tmp_path):
+    import shutil
+
+    released = ROOT / "lessons" / LESSON / f"{LESSON}.ipynb"
+    source = ROOT / "solutions" / LESSON / f"{LESSON}.ipynb"
+    path = tmp_path / "nb.ipynb"
+    nb = student_notebook()
+    without(nb, "test_conv2d_forward_hidden")
+    edit_cell(nb, "test_correlate2d", source="pass")
+    edit_cell(nb, "test_convolve2d", strip=True)
+    nbformat.write(nb, path)
+    reasons = restore_locked_cells(path, released, source)
+    assert any("deleted and restored" in r and "test_conv2d_forward_hidden" in r and "test_convolve2d" in r
+               for r in reasons), reasons
+    assert any("altered and restored: test_correlate2d" in r for r in reasons), reasons
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nbformat.read(path, as_version=4).cells]
+    assert ids.index("test_conv2d_forward_hidden") == ids.index("test_conv2d_forward") + 1
+    shutil.copy(released, path)
+    assert restore_locked_cells(path, released, source) == []
+
+
+# --------------------------------------------------------------------------- the adversarial class
+
+def read_grades(out: pathlib.Path) -> dict[str, dict]:
+    with (out / "grades.csv").open() as f:
+        return {row["student_id"]: row for row in csv.DictReader(f) if row["lesson"] == LESSON}
+
+
+@pytest.mark.slow
+def test_an_adversarial_class(tmp_path):
+    subs, out = tmp_path / "submitted", tmp_path / "out"
+    secret_dir = ROOT / "solutions" / LESSON
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    threading.Thread(target=lambda: [listener.accept() for _ in range(64)], daemon=True).start()
+
+    honest = {
+        "honest": student_notebook(),
+        "noisy": student_notebook(correlate2d=solution_cells(LESSON)["correlate2d"].replace(
+            "    ### BEGIN SOLUTION",
+            "    import sys, warnings\n    warnings.warn('a harmless warning')\n"
+            "    print('debug output', file=sys.stderr)\n    ### BEGIN SOLUTION")
+            + "\nfor _i in range(100000):\n    print('a very long output line', _i)\n"),
+        "deleter": without(student_notebook(), "test_conv2d_forward_hidden"),
+        "helper_cell": with_helper_cell(),
+    }
+    cheats = {  # student -> (notebook, expected score, words the reason must contain)
+        "monkeypatch": (student_notebook(conv2d_forward=MONKEYPATCH), 6, "outside the notebook kernel"),
+        "always_equal": (student_notebook(conv2d_forward=ALWAYS_EQUAL), 6, "outside the notebook kernel"),
+        "torch_silent": (student_notebook(conv2d_forward=TORCH_SILENT), 6, "called torch"),
+        "reader": (student_notebook(conv2d_forward=conditional(
+            f"open({str(secret_dir / (LESSON + '.ipynb'))!r}).read()")), 6, "test_conv2d_forward"),
+        "network": (student_notebook(conv2d_forward=conditional(
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()")), 6, "test_conv2d_forward"),
+        "killer": (student_notebook(convolve2d="import os\nos._exit(0)"), 7, "kernel died while running convolve2d"),
+        "killer_inside": (student_notebook(convolve2d=in_convolve2d("import os\nos._exit(1)")), 7,
+                          "kernel died while running test_convolve2d"),
+        "exiter": (student_notebook(convolve2d=in_convolve2d("import sys\nsys.exit(0)")), 7, "test_convolve2d"),
+        "looper": (student_notebook(convolve2d=in_convolve2d(
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")), 7,
+                   "timed out in test_convolve2d"),
+        "hog": (student_notebook(convolve2d=in_convolve2d(
+            "import numpy\nkeep = [numpy.ones(2 ** 27) for _ in range(64)]")), 7, "memory limit"),
+        "editor": (edit_cell(student_notebook(conv2d_forward=WRONG_CONV2D), "test_conv2d_forward",
+                             source="print('conv2d_forward: visible tests passed')"), 6, "altered and restored"),
+        "stripper": (edit_cell(student_notebook(conv2d_forward=WRONG_CONV2D), "test_conv2d_forward_hidden",
+                               strip=True), 6, "deleted and restored"),
+    }
+    for student, nb in honest.items():
+        put(subs, student, nb)
+    for student, (nb, _, _) in cheats.items():
+        put(subs, student, nb)
+    put(subs, "badjson", text='{"cells": [')
+    put(subs, "renamed", student_notebook(), name="lesson2.ipynb")
+
+    env = {**os.environ, "CNN_GRADER_CELL_TIMEOUT_S": "45", "CNN_GRADER_MEMORY_MIB": "2048"}
+    result = subprocess.run([PYTHON, "-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2",
+                             "--quiet"], cwd=ROOT, capture_output=True, text=True, env=env, timeout=3000)
+    listener.close()
+    assert result.returncode == 0, result.stderr[-3000:]
+    grades = read_grades(out)
+    for student in honest:
+        assert grades[student]["status"] == "graded" and grades[student]["score"] == "10", grades[student]
+    assert "deleted and restored: test_conv2d_forward_hidden" in grades["deleter"]["reason"]
+    for student, (_, expected, words) in cheats.items():
+        row = grades[student]
+        assert row["status"] == "graded" and float(row["score"]) == expected, (student, row)
+        assert words in row["reason"], (student, row)
+    assert grades["badjson"]["status"] == "failed" and "not valid JSON" in grades["badjson"]["reason"]
+    assert grades["renamed"]["status"] == "missing" and "expected 02_convolution.ipynb" in grades["renamed"]["reason"]
+
+    # The gradebook agrees with the table, and the feedback explains the verification failure.
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}", "cnn-course") as gb:
+        for student, row in grades.items():
+            if row["status"] == "graded":
+                assert float(gb.find_submission(LESSON, student).score) == float(row["score"]), student
+    html = (out / "feedback" / "monkeypatch" / LESSON / f"{LESSON}.html").read_text()
+    assert "outside the notebook kernel" in html and "BEGIN HIDDEN TESTS" not in html
+
+
+@pytest.mark.slow
+def test_check_command_exit_status(tmp_path):
+    good, bad = tmp_path / "good" / f"{LESSON}.ipynb", tmp_path / "bad" / f"{LESSON}.ipynb"
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    nbformat.write(student_notebook(), good)
+    nbformat.write(student_notebook(convolve2d="import os\nos._exit(0)"), bad)
+    run = lambda p: subprocess.run([PYTHON, "-m", "autograder", "check", str(p)], cwd=ROOT,  # noqa: E731
+                                   capture_output=True, text=True, timeout=900)
+    ok, failed = run(good), run(bad)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert failed.returncode == 1 and "FAIL convolve2d (test_convolve2d)" in failed.stdout, failed.stdout
+    assert "kernel died" in failed.stdout
+    (tmp_path / "broken.ipynb").write_text("{")
+    assert run(tmp_path / "broken.ipynb").returncode == 2
+
+
+def test_collect_zip_from_an_lms_download(tmp_path):
+    import zipfile
+
+    nb = nbformat.writes(student_notebook())
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("alice_1234_5678_02_convolution.ipynb", nb)
+        z.writestr("bob.smith_99_02_convolution.ipynb", nb)
+        z.writestr("carol_1_notes.txt", "not a notebook")
+    subs = tmp_path / "submitted"
+    result = subprocess.run([PYTHON, "-m", "autograder", "collect-zip", str(archive), "--lesson", LESSON,
+                             "--into", str(subs)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in subs.iterdir()) == ["alice", "bob.smith"]
+    assert (subs / "alice" / LESSON / f"{LESSON}.ipynb").read_text() == nb
