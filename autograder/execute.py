@@ -70,9 +70,15 @@ def sandbox_config(cwd: pathlib.Path, uid: int | None, limits: dict, hide: list[
     expose = [sys.prefix, sys.base_prefix, os.path.dirname(os.path.realpath(sys.executable)),
               os.path.dirname(cnn_course.__file__), os.path.dirname(__file__),
               os.path.join(os.path.dirname(os.path.dirname(cnn_course.__file__)), "data")]
+    # Lessons 08/09 re-run their training cells when graded: always in the small "smoke" mode
+    # (the checkpoint the student submitted is what gets measured), on the instructor's copy of
+    # CIFAR-10 when CNN_COURSE_CIFAR10 names one.
+    env = {**THREAD_ENV, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "CNN_COURSE_MODE": "smoke"}
+    if os.environ.get("CNN_COURSE_CIFAR10"):
+        env["CNN_COURSE_CIFAR10"] = os.environ["CNN_COURSE_CIFAR10"]
+        expose.append(os.path.realpath(os.environ["CNN_COURSE_CIFAR10"]))
     return {**limits, "cwd": str(cwd), "uid": uid, "hide": hide, "expose": expose,
-            "must_reach": [os.path.realpath(sys.executable), str(cwd)],
-            "env": {**THREAD_ENV, "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1"}}
+            "must_reach": [os.path.realpath(sys.executable), str(cwd)], "env": env}
 
 
 def sandboxed_argv(cfg: dict, command: list[str]) -> list[str]:

@@ -165,6 +165,7 @@ def main(argv: list[str]) -> None:
     done += limit(cfg)
     os.environ["CNN_SANDBOX_REPORT"] = " ".join(done)
     os.environ["HOME"] = cfg.get("cwd") or os.environ.get("HOME", "/tmp")
+    os.environ.update(cfg.get("env", {}))  # thread counts, lesson mode, data location
     os.execv(command[0], command)
 
 
