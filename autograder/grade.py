@@ -243,6 +243,8 @@ def explain_failure(log: str) -> str:
         return "the kernel died while running the notebook (os._exit, a crash, or the memory limit)"
     if "CellTimeoutError" in log or "Timeout waiting" in log:
         return f"a cell ran longer than {CELL_TIMEOUT_S} s and the kernel did not respond to an interrupt"
+    if "IntegrityError" in log or "database is locked" in log:
+        return "the gradebook was busy (two graders wrote at once); grade again: re-running is safe"
     if "MissingEntry" in log or "No notebooks found" in log:
         return "nbgrader did not recognise the notebook (are the test cells' ids intact?)"
     for line in reversed(log.strip().splitlines()):
@@ -292,10 +294,24 @@ def grade_one(sub: Submission) -> Submission:
     return sub
 
 
+def register_students(db_url: str, student_ids: list[str]) -> None:
+    """Create every student in the gradebook once, here, before the workers start.
+
+    Two workers autograding two lessons of the same new student would otherwise both
+    insert that student, and one of them would fail on the unique constraint.
+    """
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url, COURSE_ID) as gb:
+        for student_id in student_ids:
+            gb.update_or_create_student(student_id)
+
+
 def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jobs: int = 1,
               progress: bool = True, hide: list[str] | None = None, verify: bool = True) -> list[Submission]:
     """Grade every ``pending`` submission with ``jobs`` worker processes; others pass through."""
     pending = [s for s in submissions if s.status == "pending"]
+    register_students(db_url, sorted({s.student_id for s in pending}))
     done: dict[int, Submission] = {}
     bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress)
     queue = list(range(len(pending)))
