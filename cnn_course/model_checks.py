@@ -13,14 +13,13 @@ this module before any learner code runs).
 from __future__ import annotations
 
 import functools
-import traceback
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from .checks import CheckFailed, LearnerError, describe_call
+from .checks import CheckFailed, LearnerError, _learner_frame, describe_call
 
 _torch_equal = torch.equal
 _clone = torch.Tensor.clone
@@ -32,15 +31,6 @@ _type = type
 def _fail(message: str) -> None:
     __tracebackhide__ = True
     raise CheckFailed(message)
-
-
-def _where(exc: BaseException, fn: Callable) -> str:
-    code = getattr(fn, "__code__", None)
-    where = ""
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if code is not None and frame.filename == code.co_filename:
-            where = f"line {frame.lineno} of your cell: {frame.line}"
-    return where
 
 
 def call_on(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
@@ -62,7 +52,7 @@ def call_on(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) ->
                            "with your code") from None
     except Exception as exc:
         message = f"your {name} raised {_type(exc).__name__}: {exc}\n  while computing {describe_call(name, args, kwargs)}"
-        where = _where(exc, fn)
+        where = _learner_frame(exc, fn)
         if where:
             message += f"\n  at {where}"
         raise LearnerError(message) from exc
@@ -74,22 +64,26 @@ def call_on(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) ->
 
 # --------------------------------------------------------------------------- model state
 
-def hooks_on(model: nn.Module) -> list[str]:
-    """Descriptions of every hook registered on ``model``, its submodules, or globally on all modules."""
-    found = []
+def _hook_tables(model: nn.Module):
+    """(description, number of hooks) for each hook table of ``model``, its submodules, and the global ones."""
     for module_name, module in model.named_modules(remove_duplicate=False):
         for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
             hooks = getattr(module, attr, None) or {}
-            if len(hooks):
-                found.append(f"{len(hooks)} {attr.strip('_').replace('_', ' ')} on "
-                             f"{module_name or 'the model'} ({_type(module).__name__})")
+            yield f"{attr.strip('_').replace('_', ' ')} on {module_name or 'the model'} ({_type(module).__name__})", len(hooks)
     from torch.nn.modules import module as _module_mod
     for attr in ("_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
                  "_global_backward_pre_hooks"):
-        hooks = getattr(_module_mod, attr, None) or {}
-        if len(hooks):
-            found.append(f"{len(hooks)} global {attr.strip('_').replace('_', ' ')}")
-    return found
+        yield f"global {attr.strip('_').replace('_', ' ')}", len(getattr(_module_mod, attr, None) or {})
+
+
+def hooks_on(model: nn.Module) -> list[str]:
+    """Descriptions of every hook registered on ``model``, its submodules, or globally on all modules."""
+    return [f"{n} {description}" for description, n in _hook_tables(model) if n]
+
+
+def hook_count(model: nn.Module) -> int:
+    """How many hooks are registered on ``model``, its submodules, or globally (compare before and after a call)."""
+    return sum(n for _, n in _hook_tables(model))
 
 
 def snapshot(model: nn.Module) -> dict:

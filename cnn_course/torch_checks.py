@@ -1,5 +1,8 @@
 """Checks for the PyTorch exercises (lessons 08 and 09), in the style of :mod:`cnn_course.checks`.
 
+``call`` and ``hook_count`` are :mod:`cnn_course.model_checks`'s (the learner's function
+called on the test's own tensors and modules; hooks counted on a model and globally).
+
 Tensors are compared by converting them to NumPy after checking they *are* tensors,
 so the messages (shape per axis, first differing index, largest error) are the same as
 in the NumPy lessons.
@@ -15,6 +18,8 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from . import checks
+from .model_checks import call_on as call  # noqa: F401  (the learner's function, on the test's own objects)
+from .model_checks import hook_count  # noqa: F401
 
 _Tensor = torch.Tensor
 _isinstance = isinstance
@@ -45,36 +50,6 @@ def expect_tensor_close(actual, expected: torch.Tensor, what: str = "the result"
     checks.expect_close(a.numpy(), e.numpy(), what, axes=axes, hint=hint, rtol=rtol, atol=atol, check_dtype=False)
 
 
-def call(fn: Callable, *args, name: str | None = None, **kwargs):
-    """Call the learner's function on copies of tensors and modules; fail if it changed an input tensor in place."""
-    __tracebackhide__ = True
-    name = name or getattr(fn, "__name__", "your function")
-    before = [a.detach().clone() if _isinstance(a, _Tensor) else None for a in args]
-    result = _call(fn, name, args, kwargs)
-    for i, (a, b) in enumerate(zip(args, before)):
-        if b is not None and not torch.equal(a.detach(), b):
-            checks._fail(f"{name} modified its input (argument {i + 1}) in place; work on a new tensor instead")
-    return result
-
-
-def _call(fn, name, args, kwargs):
-    __tracebackhide__ = True
-    if not callable(fn):
-        checks._fail(f"{name} is not a function (it is {checks.describe(fn)}); did a cell above fail to run?")
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError:
-        raise checks.LearnerError(f"{name} is not implemented yet: replace `raise NotImplementedError()` "
-                                  "with your code") from None
-    except Exception as exc:
-        where = checks._learner_frame(exc, fn)
-        message = (f"your {name} raised {type(exc).__name__}: {exc}\n"
-                   f"  while computing {checks.describe_call(name, args, kwargs)}")
-        if where:
-            message += f"\n  at {where}"
-        raise checks.LearnerError(message) from exc
-
-
 class CountTorchCalls(TorchFunctionMode):
     """Counts torch functions and tensor methods called inside ``with``: a Python loop over
     images makes the count grow with the batch size, a batched implementation does not."""
@@ -92,15 +67,6 @@ def torch_calls(fn: Callable, *args, **kwargs) -> int:
     with CountTorchCalls() as counter:
         fn(*copy.deepcopy(args), **kwargs)
     return counter.count
-
-
-def hook_count(model: torch.nn.Module) -> int:
-    """Forward, forward-pre and backward hooks registered on any module of ``model``."""
-    total = 0
-    for m in model.modules():
-        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
-            total += len(getattr(m, attr, {}) or {})
-    return total
 
 
 def expect_number(actual, expected: float, what: str = "the result", *, rtol: float = 1e-6, atol: float = 1e-8,
