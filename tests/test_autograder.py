@@ -12,6 +12,7 @@ import pytest
 
 from autograder.config import lesson_ids
 from tests.notebook_runner import graded_test_cells, solution_cells
+from tests.submissions import put
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -34,16 +35,6 @@ def with_solution(lesson: str, function: str, source: str) -> nbformat.NotebookN
         if cell.metadata.get("nbgrader", {}).get("grade_id") == function:
             cell.source = source
     return nb
-
-
-def put(submissions: pathlib.Path, student: str, lesson: str, nb=None, name: str | None = None, text: str | None = None):
-    folder = submissions / student / lesson
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name or f"{lesson}.ipynb")
-    if text is not None:
-        path.write_text(text)
-    else:
-        nbformat.write(nb, path)
 
 
 def test_release_check_passes():

@@ -21,6 +21,7 @@ import pytest
 from autograder import wire
 from autograder.grade import restore_locked_cells
 from tests.notebook_runner import solution_cells
+from tests.submissions import put
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -37,16 +38,6 @@ def student_notebook(**replace: str) -> nbformat.NotebookNode:
         if gid in solutions:
             cell.source = replace.get(gid, solutions[gid])
     return nb
-
-
-def put(submissions: pathlib.Path, student: str, nb=None, text: str | None = None, name: str | None = None):
-    folder = submissions / student / LESSON
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / (name or f"{LESSON}.ipynb")
-    if text is not None:
-        path.write_text(text)
-    else:
-        nbformat.write(nb, path)
 
 
 def without(nb, grade_id: str):
@@ -293,11 +284,11 @@ def test_an_adversarial_class(tmp_path):
                                strip=True), 6, "deleted and restored"),
     }
     for student, nb in honest.items():
-        put(subs, student, nb)
+        put(subs, student, LESSON, nb)
     for student, (nb, _, _) in cheats.items():
-        put(subs, student, nb)
-    put(subs, "badjson", text='{"cells": [')
-    put(subs, "renamed", student_notebook(), name="lesson2.ipynb")
+        put(subs, student, LESSON, nb)
+    put(subs, "badjson", LESSON, text='{"cells": [')
+    put(subs, "renamed", LESSON, student_notebook(), name="lesson2.ipynb")
 
     env = {**os.environ, "CNN_GRADER_CELL_TIMEOUT_S": "45", "CNN_GRADER_MEMORY_MIB": "2048"}
     result = subprocess.run([PYTHON, "-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2",
