@@ -31,6 +31,10 @@ KERNEL_LIMITS = {
     "file_mib": int(os.environ.get("CNN_GRADER_FILE_MIB", 256)),
     "nproc": int(os.environ.get("CNN_GRADER_NPROC", 256)),
 }
+# Fork each kernel from a per-worker process that has already imported what the lessons
+# import (autograder/zygote.py), instead of starting Python, ipykernel, NumPy and PyTorch
+# from nothing for every submission. 0 turns it off.
+PRELOAD = os.environ.get("CNN_GRADER_PRELOAD", "1") != "0"
 
 
 def course_root() -> pathlib.Path:

@@ -23,7 +23,10 @@ import json
 import os
 import pathlib
 import secrets
+import select
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +38,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Dict, Integer, List, Unicode
 
 SANDBOX_PY = str(pathlib.Path(__file__).with_name("sandbox.py"))
+ZYGOTE_PY = str(pathlib.Path(__file__).with_name("zygote.py"))
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
 
@@ -85,14 +89,168 @@ def sandboxed_argv(cfg: dict, command: list[str]) -> list[str]:
     return [sys.executable, SANDBOX_PY, json.dumps(cfg), "--", *command]
 
 
+class ForkedKernel:
+    """The part of ``subprocess.Popen`` jupyter_client uses, for a kernel the zygote forked."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, zygote: Zygote, pid: int):
+        self.zygote, self.pid, self.returncode = zygote, pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            self.returncode = self.zygote.exit_code(self.pid)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"kernel {self.pid} still running")
+            time.sleep(0.02)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.killpg(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+
+class Zygote:
+    """A warm process (autograder/zygote.py) that forks sandboxed kernels; one per grading worker."""
+
+    def __init__(self, modules: list[str], env: dict[str, str]):
+        self.proc = subprocess.Popen([sys.executable, ZYGOTE_PY, *modules], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, env={**os.environ, **env}, cwd="/")
+        self.env = dict(env)
+        self.exits: dict[int, int] = {}
+        self.ready: list[str] | None = None
+        self._pending = b""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def _messages(self, block: bool) -> list[dict]:
+        fd = self.proc.stdout.fileno()
+        out = []
+        while not out:
+            readable, _, _ = select.select([fd], [], [], None if block else 0)
+            if not readable:
+                break
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                raise RuntimeError("the kernel zygote exited")
+            self._pending += chunk
+            while b"\n" in self._pending:
+                line, self._pending = self._pending.split(b"\n", 1)
+                out.append(json.loads(line))
+        for message in out:
+            if "exit" in message:
+                self.exits[message["exit"]] = message["code"]
+            if "ready" in message:
+                self.ready = message["ready"]
+        return out
+
+    def spawn(self, argv: list[str], env: dict[str, str], sandbox: dict) -> int:
+        self.proc.stdin.write((json.dumps({"argv": argv, "env": env, "sandbox": sandbox}) + "\n").encode())
+        self.proc.stdin.flush()
+        while True:
+            for message in self._messages(block=True):
+                if "pid" in message:
+                    return message["pid"]
+
+    def exit_code(self, pid: int) -> int | None:
+        if pid not in self.exits:
+            try:
+                self._messages(block=False)
+            except RuntimeError:  # zygote gone: its kernels were killed with it
+                return self.exits.setdefault(pid, -signal.SIGKILL)
+        return self.exits.get(pid)
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=10)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+
+
+_zygote: Zygote | None = None
+
+
+def start_zygote(modules: list[str]) -> Zygote:
+    """Start this process's zygote, preloading ``modules``; kernels started from now on are forked from it.
+
+    Its environment is the sandbox's (one thread per library, the Agg backend, the
+    grading mode), so what it imports is configured as a fresh kernel's would be.
+    """
+    global _zygote
+    stop_zygote()
+    _zygote = Zygote(modules, sandbox_config(pathlib.Path("/"), None, {}, [])["env"])
+    return _zygote
+
+
+def stop_zygote() -> None:
+    global _zygote
+    if _zygote is not None:
+        _zygote.close()
+        _zygote = None
+
+
+def modules_imported_by(notebooks: list[pathlib.Path]) -> list[str]:
+    """Every module an ``import`` statement in these notebooks' code cells names, in order of appearance."""
+    import ast
+
+    import nbformat
+
+    names: dict[str, None] = {}
+    for path in notebooks:
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            code = "\n".join(line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!")))
+            try:
+                tree = ast.parse(code)
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names.update((alias.name, None) for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names[node.module] = None
+    return list(names)
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel starts through autograder/sandbox.py, over Unix sockets.
 
     Unix sockets in the sandbox folder, rather than TCP on localhost, because the
     kernel lives in its own network namespace, where the grader's localhost is not.
+    When this process has a zygote (:func:`start_zygote`), the kernel is forked from it
+    and sandboxes itself the same way, instead of starting from nothing.
     """
 
     sandbox = Dict({})
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        zygote = _zygote
+        command = kernel_cmd[4:] if kernel_cmd[1:2] == [SANDBOX_PY] else None
+        ipykernel = command is not None and command[1:3] == ["-m", "ipykernel_launcher"] and (
+            os.path.realpath(command[0]) == os.path.realpath(sys.executable))
+        if zygote is None or not zygote.alive() or not self.sandbox or not ipykernel:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        env = {k: v for k, v in (kw.get("env") or os.environ).items()}
+        pid = zygote.spawn(command[3:], env, self.sandbox)
+        provisioner = self.provisioner
+        provisioner.process = ForkedKernel(zygote, pid)
+        provisioner.pid = provisioner.pgid = pid
+        provisioner.cwd = kw.get("cwd")
+        self._reconcile_connection_info(provisioner.connection_info)
 
     def format_kernel_cmd(self, extra_arguments=None):
         cmd = super().format_kernel_cmd(extra_arguments)

@@ -19,7 +19,7 @@ import shutil
 from tqdm.auto import tqdm
 
 from .collect import Submission
-from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, course_config, ensure_tools_on_path
+from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, course_config, ensure_tools_on_path
 from .verify import verifiable, verify
 
 _worker: dict = {}
@@ -66,7 +66,8 @@ def _make_api(work: pathlib.Path, db_url: str, hide: list[str] | None = None):
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
-def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None, verify: bool = True) -> None:
+def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None, verify: bool = True,
+                 preload: list[str] | None = None) -> None:
     import logging
     import warnings
 
@@ -76,6 +77,10 @@ def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None,
     from .config import course_root, hidden_paths
 
     hide = [*hidden_paths(work), str(course_root()), *(hide or [])]
+    if preload is not None:  # fork kernels from a process that has already imported what the lessons import
+        from .execute import start_zygote
+
+        start_zygote(preload)
     _worker.update(api=_make_api(work, db_url, hide), work=work, db_url=db_url, hide=hide, verify=verify)
 
 
@@ -312,6 +317,12 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
     """Grade every ``pending`` submission with ``jobs`` worker processes; others pass through."""
     pending = [s for s in submissions if s.status == "pending"]
     register_students(db_url, sorted({s.student_id for s in pending}))
+    preload = None
+    if PRELOAD and pending:
+        from .execute import modules_imported_by
+
+        lessons = sorted({s.lesson for s in pending})
+        preload = ["ipykernel.kernelapp", *modules_imported_by([work / "source" / x / f"{x}.ipynb" for x in lessons])]
     done: dict[int, Submission] = {}
     bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress)
     queue = list(range(len(pending)))
@@ -319,7 +330,7 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
     while queue:
         batch, queue = (queue[:1], queue[1:]) if solo else (queue, [])
         with cf.ProcessPoolExecutor(max_workers=1 if solo else jobs, initializer=_init_worker,
-                                    initargs=(work, db_url, hide, verify)) as pool:
+                                    initargs=(work, db_url, hide, verify, preload)) as pool:
             futures = {pool.submit(grade_one, pending[i]): i for i in batch}
             crashed = []
             for future in cf.as_completed(futures):

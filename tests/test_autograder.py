@@ -138,12 +138,16 @@ def test_every_lesson_reference_full_marks_untouched_zero(tmp_path):
 
 @pytest.mark.slow
 def test_works_from_a_venv_python_without_activation(tmp_path):
-    """nbgrader runs `alembic` by name; the grader must find it without the venv on PATH."""
+    """nbgrader runs `alembic` by name; the grader must find it without the venv on PATH.
+
+    Also the one grading run with kernels started from nothing (CNN_GRADER_PRELOAD=0)
+    rather than forked from the warm zygote that every other grading test uses."""
     lesson = "02_convolution"
     subs = tmp_path / "submitted"
     put(subs, "reference", lesson, nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4))
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV",)}
     env["PATH"] = "/usr/bin:/bin"
+    env["CNN_GRADER_PRELOAD"] = "0"
     result = autograder("grade", str(subs), "--out", str(tmp_path / "out"), "--quiet", env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     row = read_grades(tmp_path / "out")[("reference", lesson)]
