@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .collect import Submission
 from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, course_config, ensure_tools_on_path
-from .verify import verifiable, verify
+from .verify import rerun, verifiable, verify
 
 _worker: dict = {}
 
@@ -275,14 +275,20 @@ def grade_one(sub: Submission) -> Submission:
         return sub
     autograded = work / "autograded" / sub.student_id / sub.lesson / f"{sub.lesson}.ipynb"
     notes += fault_reasons(autograded)
-    if _worker.get("verify", True) and verifiable(sub.lesson):
+    if _worker.get("verify", True):
         import nbformat
 
         source_nb = nbformat.read(work / "source" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
         passed = _passed_cells(db_url, sub.lesson, sub.student_id)
         release_nb = nbformat.read(work / "release" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
-        verdicts = verify(source_nb, nbformat.read(autograded, as_version=4), sub.lesson, passed,
-                          work / "source" / sub.lesson, _worker["hide"], release_nb=release_nb) if passed else {}
+        student_nb = nbformat.read(autograded, as_version=4)
+        if not passed:
+            verdicts = {}
+        elif verifiable(sub.lesson):  # data-only functions: student code at arm's length
+            verdicts = verify(source_nb, student_nb, sub.lesson, passed, work / "source" / sub.lesson,
+                              _worker["hide"], release_nb=release_nb)
+        else:  # modules and tensors: the whole notebook again, defended from its first student cell
+            verdicts = rerun(source_nb, student_nb, passed, autograded.parent, _worker["hide"], release_nb=release_nb)
         lowered = _apply_verification(db_url, sub, verdicts)
         if lowered:
             notes.append("tests failed outside the notebook kernel: " + "; ".join(lowered))

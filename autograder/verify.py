@@ -13,8 +13,10 @@ runs in this process and the comparisons use pristine NumPy, PyTorch and
 
 This works for lessons whose graded functions take and return arrays, numbers,
 strings and containers of them (lessons 01 to 05). Lessons whose functions take
-modules, tensors or loaders (06 to 09) are not re-verified
-(:func:`verifiable` says which); their in-kernel checks decide. See the README.
+modules, tensors or loaders (06 to 09) are re-run instead (:func:`rerun`): the whole
+notebook again in a fresh sandboxed process (:mod:`autograder.rerun`) whose defences
+are in place before the first student cell, and whose verdicts come back as data.
+See the README for what each guarantees.
 """
 
 from __future__ import annotations
@@ -33,14 +35,16 @@ import time
 import numpy as np
 
 from . import wire
-from .config import CELL_TIMEOUT_S, KERNEL_LIMITS
+from .config import CELL_TIMEOUT_S, KERNEL_LIMITS, SUBMISSION_TIMEOUT_S
 from .execute import new_sandbox, sandbox_config, sandboxed_argv
 
 NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
 RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
+RERUN_PY = str(pathlib.Path(__file__).with_name("rerun.py"))
 
 
 def verifiable(lesson: str) -> bool:
+    """Whether the graded functions exchange data only, so :func:`verify` can keep student code at arm's length."""
     return lesson.startswith(NUMPY_LESSON_PREFIXES)
 
 
@@ -232,17 +236,7 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
     import matplotlib.pyplot as plt
 
     student_solutions = {_meta(c).get("grade_id"): c.source for c in student_nb.cells if _meta(c).get("solution")}
-    released_ids = {c.get("id") for c in release_nb.cells} if release_nb is not None else None
-    added: dict[str, list[str]] = {}  # solution grade_id -> student-added code cells just before it
-    pending: list[str] = []
-    for cell in student_nb.cells:
-        meta = _meta(cell)
-        if meta.get("solution"):
-            added[meta["grade_id"]] = pending
-            pending = []
-        elif (released_ids is not None and cell.cell_type == "code" and not meta
-              and cell.get("id") not in released_ids and cell.source.strip()):
-            pending.append(cell.source)
+    added = _student_added_cells(student_nb, release_nb)  # solution grade_id -> student-added cells just before it
     cells, setup_sources = [], []
     for cell in source_nb.cells:
         meta = _meta(cell)
@@ -305,3 +299,152 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
 def _quiet():
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         yield
+
+
+def _student_added_cells(student_nb, release_nb) -> dict[str, list[str]]:
+    """Code cells the student added (not in the release), keyed by the solution cell they precede."""
+    released_ids = {c.get("id") for c in release_nb.cells} if release_nb is not None else None
+    added: dict[str, list[str]] = {}
+    pending: list[str] = []
+    for cell in student_nb.cells:
+        meta = _meta(cell)
+        if meta.get("solution"):
+            added[meta["grade_id"]] = pending
+            pending = []
+        elif (released_ids is not None and cell.cell_type == "code" and not meta
+              and cell.get("id") not in released_ids and cell.source.strip()):
+            pending.append(cell.source)
+    return added
+
+
+def rerun(source_nb, student_nb, test_ids: list[str], files_from: pathlib.Path | None, hide: list[str],
+          timeout: float = CELL_TIMEOUT_S, release_nb=None) -> dict[str, CellVerdict]:
+    """Run the notebook again in a fresh sandboxed process and return a verdict for each of ``test_ids``.
+
+    The instructor's code cells come from ``source_nb`` (tests that did not pass in the
+    kernel are left out: they scored nothing already), the solution cells and the cells
+    the student added from ``student_nb``. A cell that ends the process is left out and
+    the run starts again, as the kernel run did after a restart; a test cell that ends it
+    fails. A violation of the process's rules fails every test not yet decided.
+    """
+    import secrets
+
+    added = _student_added_cells(student_nb, release_nb)
+    solutions = {_meta(c).get("grade_id"): c.source for c in student_nb.cells if _meta(c).get("solution")}
+    cells: list[list[str]] = []
+    for cell in source_nb.cells:
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        meta = _meta(cell)
+        gid = meta.get("grade_id", "")
+        if meta.get("solution"):
+            cells += [["student", source, ""] for source in added.get(gid, [])]
+            cells.append(["solution", solutions.get(gid, ""), gid])
+        elif meta.get("grade"):
+            if gid in test_ids:
+                cells.append(["test", cell.source, gid])
+        else:
+            cells.append(["setup", cell.source, gid])
+    first_student = next((i for i, c in enumerate(cells) if c[0] != "setup"), len(cells))
+    verdicts: dict[str, CellVerdict] = {}
+    deadline = time.monotonic() + SUBMISSION_TIMEOUT_S
+    while True:
+        outcome, current, why = _rerun_once(cells, files_from, hide, deadline, timeout, verdicts,
+                                            secrets.token_hex(16))
+        if outcome == "done":
+            break
+        if outcome == "ended" and (current is None or current < first_student):
+            import logging  # the instructor's own cells failed here: not the student's doing, keep nbgrader's scores
+
+            logging.getLogger("autograder").warning("re-run skipped: setup failed: %s", why)
+            return {}
+        if outcome == "ended":
+            kind, _, gid = cells[current]
+            if kind == "test":
+                verdicts.setdefault(gid, CellVerdict(gid, False, f"{why} in {gid} when run again outside the kernel"))
+            cells[current] = [kind, "pass", gid]  # leave it out and run the rest again, as after a kernel restart
+            continue
+        for gid in test_ids:  # a violation of the rules, or the notebook's time used up
+            verdicts.setdefault(gid, CellVerdict(gid, False, why))
+        break
+    for gid in test_ids:
+        verdicts.setdefault(gid, CellVerdict(gid, False, "the test did not run outside the kernel"))
+    return verdicts
+
+
+def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token):
+    """One run of autograder/rerun.py. Returns (outcome, index of the cell running at the end, reason)."""
+    sandbox, uid = new_sandbox(files_from)
+    cfg = sandbox_config(sandbox, uid, dict(KERNEL_LIMITS), hide)
+    to_child_r, to_child = os.pipe()
+    from_child, from_child_w = os.pipe()
+    command = [sys.executable, "-I", RERUN_PY, str(to_child_r), str(from_child_w)]
+    stderr = io.BytesIO()
+    proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=str(sandbox), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    os.close(to_child_r)
+    os.close(from_child_w)
+    os.set_blocking(proc.stderr.fileno(), False)
+    current, pending, outcome, why = None, b"", "ended", ""
+    progress = time.monotonic()
+    try:
+        try:
+            wire.send(to_child, {"token": token, "cells": cells})
+        finally:
+            os.close(to_child)
+        prefix = token.encode() + b" "
+        while outcome == "ended":
+            left = deadline - time.monotonic()
+            if left <= 0:
+                outcome, why = "timeout", "the notebook ran out of time when run again outside the kernel"
+                break
+            if time.monotonic() - progress > cell_timeout:
+                why = f"timed out after {int(cell_timeout)} s"
+                break
+            ready, _, _ = select.select([from_child, proc.stderr], [], [], min(left, 1.0))
+            if proc.stderr in ready:
+                with contextlib.suppress(Exception):
+                    chunk = proc.stderr.read(65536)
+                    if chunk and stderr.tell() < 1 << 20:
+                        stderr.write(chunk)
+            if from_child not in ready:
+                continue
+            chunk = os.read(from_child, 1 << 16)
+            if not chunk:
+                break
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not line.startswith(prefix):
+                    continue  # not from the runner's own code: ignored (a missing verdict fails)
+                words = line[len(prefix):].decode(errors="replace").split(" ")
+                if words[0] == "cell" and len(words) == 2:
+                    current, progress = int(words[1]), time.monotonic()
+                elif words[0] == "test" and len(words) == 4 and words[1] not in verdicts:
+                    message = bytes.fromhex(words[3]).decode(errors="replace") if words[3] else ""
+                    verdicts[words[1]] = CellVerdict(words[1], words[2] == "1", message)
+                elif words[0] == "done":
+                    outcome = "done"
+        if outcome == "ended" and not why:
+            proc.wait(timeout=30)
+            with contextlib.suppress(Exception):
+                stderr.write(proc.stderr.read() or b"")
+            text = stderr.getvalue().decode(errors="replace")
+            marks = [x for x in text.splitlines() if x.startswith("CNN-VIOLATION: ")]
+            if marks:
+                outcome, why = "violation", marks[-1][len("CNN-VIOLATION: "):]
+            else:
+                why = f"the process ended (exit status {proc.returncode})"
+    finally:
+        with contextlib.suppress(Exception):
+            proc.kill()
+            proc.wait(timeout=10)
+        with contextlib.suppress(OSError):
+            os.close(from_child)
+        with contextlib.suppress(Exception):
+            proc.stderr.close()
+        import shutil
+
+        shutil.rmtree(sandbox, ignore_errors=True)
+    return outcome, current, why

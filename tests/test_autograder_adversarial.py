@@ -29,10 +29,10 @@ LESSON = "02_convolution"
 SANDBOX = ROOT / "autograder" / "sandbox.py"
 
 
-def student_notebook(**replace: str) -> nbformat.NotebookNode:
-    """Lesson 02's student notebook with every solution filled in (the reference ones unless replaced)."""
-    solutions = solution_cells(LESSON)
-    nb = nbformat.read(ROOT / "lessons" / LESSON / f"{LESSON}.ipynb", as_version=4)
+def student_notebook(lesson: str = LESSON, **replace: str) -> nbformat.NotebookNode:
+    """A lesson's student notebook (02 unless told) with every solution filled in (the reference ones unless replaced)."""
+    solutions = solution_cells(lesson)
+    nb = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if gid in solutions:
@@ -315,6 +315,44 @@ def test_an_adversarial_class(tmp_path):
                 assert float(gb.find_submission(LESSON, student).score) == float(row["score"]), student
     html = (out / "feedback" / "monkeypatch" / LESSON / f"{LESSON}.html").read_text()
     assert "outside the notebook kernel" in html and "BEGIN HIDDEN TESTS" not in html
+
+
+@pytest.mark.slow
+def test_cheats_in_a_pytorch_lesson_lose_their_points(tmp_path):
+    """Lesson 07 (modules, not arrays): the notebook is run again outside the kernel (autograder/rerun.py).
+
+    Points: build_seed_cnn 1+2, count_parameters 1+2, layer_shapes 1+3, count_macs 1+3,
+    overfit_batch 1+3 (18). A cheat in count_parameters keeps only build_seed_cnn's 3:
+    every test after the cheat is void, since nothing it checked can be trusted.
+    """
+    lesson = "07_building_a_cnn"
+    wrong = "def count_parameters(model, trainable_only=True):\n    return 0\n"
+    lenient = "class _Lenient:\n    def __getattr__(self, name):\n        return lambda *a, **k: None\n"
+    students = {
+        "honest": (student_notebook(lesson), 18, ""),
+        "noisy": (student_notebook(lesson, count_parameters="import warnings\nwarnings.warn('harmless')\n"
+                                   + solution_cells(lesson)["count_parameters"]), 18, ""),
+        "patcher": (student_notebook(lesson, count_parameters="from cnn_course import checks as _c\n"
+                                     "_c.expect_equal = lambda *a, **k: None\n" + wrong), 3,
+                    "replaced cnn_course.checks.expect_equal"),
+        "rebinder": (student_notebook(lesson, count_parameters=lenient + wrong.replace(
+            "    return 0", "    globals()['checks'] = _Lenient()\n    return 0")), 3, "rebound checks"),
+        "ctypes": (student_notebook(lesson, count_parameters=solution_cells(lesson)["count_parameters"].replace(
+            "    ### BEGIN SOLUTION", "    import ctypes\n    ctypes.string_at(id(model), 8)\n    ### BEGIN SOLUTION")), 3,
+                   "used ctypes"),
+    }
+    subs, out = tmp_path / "submitted", tmp_path / "out"
+    for student, (nb, _, _) in students.items():
+        put(subs, student, lesson, nb)
+    result = subprocess.run([PYTHON, "-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2",
+                             "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    grades = {row["student_id"]: row for row in csv.DictReader(open(out / "grades.csv"))}
+    for student, (_, expected, words) in students.items():
+        row = grades[student]
+        assert row["status"] == "graded" and float(row["score"]) == expected, (student, row)
+        assert words in row["reason"], (student, row)
+    assert "outside the notebook kernel" in (out / "feedback" / "patcher" / lesson / f"{lesson}.html").read_text()
 
 
 @pytest.mark.slow
