@@ -89,8 +89,8 @@ def sandboxed_argv(cfg: dict, command: list[str]) -> list[str]:
     return [sys.executable, SANDBOX_PY, json.dumps(cfg), "--", *command]
 
 
-class ForkedKernel:
-    """The part of ``subprocess.Popen`` jupyter_client uses, for a kernel the zygote forked."""
+class ForkedProcess:
+    """The part of ``subprocess.Popen`` the grader uses, for a kernel (or re-run) the zygote forked."""
 
     stdin = stdout = stderr = None
 
@@ -156,8 +156,11 @@ class Zygote:
                 self.ready = message["ready"]
         return out
 
-    def spawn(self, argv: list[str], env: dict[str, str], sandbox: dict) -> int:
-        self.proc.stdin.write((json.dumps({"argv": argv, "env": env, "sandbox": sandbox}) + "\n").encode())
+    def spawn(self, argv: list[str], env: dict[str, str], sandbox: dict, rerun_fifos: list[str] | None = None) -> int:
+        """Fork a kernel with ipykernel arguments ``argv`` (or, given ``rerun_fifos``, autograder/rerun.py
+        reading and writing those FIFOs); return its pid."""
+        request = {"argv": argv, "env": env, "sandbox": sandbox, "rerun_fifos": rerun_fifos}
+        self.proc.stdin.write((json.dumps(request) + "\n").encode())
         self.proc.stdin.flush()
         while True:
             for message in self._messages(block=True):
@@ -181,6 +184,11 @@ class Zygote:
 
 
 _zygote: Zygote | None = None
+
+
+def live_zygote() -> Zygote | None:
+    """This process's zygote, when it has one that is still running."""
+    return _zygote if _zygote is not None and _zygote.alive() else None
 
 
 def start_zygote(modules: list[str]) -> Zygote:
@@ -247,7 +255,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         env = {k: v for k, v in (kw.get("env") or os.environ).items()}
         pid = zygote.spawn(command[3:], env, self.sandbox)
         provisioner = self.provisioner
-        provisioner.process = ForkedKernel(zygote, pid)
+        provisioner.process = ForkedProcess(zygote, pid)
         provisioner.pid = provisioner.pgid = pid
         provisioner.cwd = kw.get("cwd")
         self._reconcile_connection_info(provisioner.connection_info)

@@ -329,6 +329,8 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
 
         lessons = sorted({s.lesson for s in pending})
         preload = ["ipykernel.kernelapp", *modules_imported_by([work / "source" / x / f"{x}.ipynb" for x in lessons])]
+        if any(m.split(".")[0] == "torch" for m in preload):
+            preload.append("torch._dynamo")  # an optimizer's first step imports it (2 s); the re-runs need it too
     done: dict[int, Submission] = {}
     bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress)
     queue = list(range(len(pending)))

@@ -27,6 +27,7 @@ import io
 import os
 import pathlib
 import select
+import struct
 import subprocess
 import sys
 import textwrap
@@ -372,48 +373,78 @@ def rerun(source_nb, student_nb, test_ids: list[str], files_from: pathlib.Path |
     return verdicts
 
 
+def _start_rerun(sandbox: pathlib.Path, uid: int | None, cfg: dict):
+    """Start autograder/rerun.py in the sandbox: forked from this worker's zygote (libraries already
+    imported) when there is one, else as a new process. Returns (process, request fd, verdict fd, stderr fd)."""
+    from .execute import ForkedProcess, live_zygote
+
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    zygote = live_zygote()
+    if zygote is not None:
+        fifos = [str(sandbox / name) for name in ("to_rerun", "from_rerun", "rerun_stderr")]
+        for path in fifos:
+            os.mkfifo(path, 0o600)
+            if uid is not None:
+                os.chown(path, uid, uid)
+        # Read-write ends: opening never blocks, and writes cannot fail before the child has opened its ends.
+        fds = [os.open(path, os.O_RDWR | os.O_NONBLOCK) for path in fifos]
+        pid = zygote.spawn([], env, cfg, rerun_fifos=fifos)
+        return ForkedProcess(zygote, pid), fds[0], fds[1], fds[2]
+    to_child_r, to_child = os.pipe()
+    from_child, from_child_w = os.pipe()
+    command = [sys.executable, "-I", RERUN_PY, str(to_child_r), str(from_child_w)]
+    proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=str(sandbox), env=env)
+    os.close(to_child_r)
+    os.close(from_child_w)
+    os.set_blocking(to_child, False)
+    os.set_blocking(from_child, False)
+    os.set_blocking(proc.stderr.fileno(), False)
+    return proc, to_child, from_child, proc.stderr.fileno()
+
+
 def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token):
     """One run of autograder/rerun.py. Returns (outcome, index of the cell running at the end, reason)."""
     sandbox, uid = new_sandbox(files_from)
     cfg = sandbox_config(sandbox, uid, dict(KERNEL_LIMITS), hide)
-    to_child_r, to_child = os.pipe()
-    from_child, from_child_w = os.pipe()
-    command = [sys.executable, "-I", RERUN_PY, str(to_child_r), str(from_child_w)]
+    proc, to_child, from_child, err_fd = _start_rerun(sandbox, uid, cfg)
     stderr = io.BytesIO()
-    proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=str(sandbox), env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
-    os.close(to_child_r)
-    os.close(from_child_w)
-    os.set_blocking(proc.stderr.fileno(), False)
     current, pending, outcome, why = None, b"", "ended", ""
+    request = memoryview(wire.dumps({"token": token, "cells": cells}))
+    request = memoryview(struct.pack("<Q", len(request)) + bytes(request))
+    prefix = token.encode() + b" "
     progress = time.monotonic()
+    readable = {from_child, err_fd}
     try:
-        try:
-            wire.send(to_child, {"token": token, "cells": cells})
-        finally:
-            os.close(to_child)
-        prefix = token.encode() + b" "
         while outcome == "ended":
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now > deadline:
                 outcome, why = "timeout", "the notebook ran out of time when run again outside the kernel"
                 break
-            if time.monotonic() - progress > cell_timeout:
+            if now - progress > cell_timeout:
                 why = f"timed out after {int(cell_timeout)} s"
                 break
-            ready, _, _ = select.select([from_child, proc.stderr], [], [], min(left, 1.0))
-            if proc.stderr in ready:
-                with contextlib.suppress(Exception):
-                    chunk = proc.stderr.read(65536)
-                    if chunk and stderr.tell() < 1 << 20:
-                        stderr.write(chunk)
-            if from_child not in ready:
-                continue
-            chunk = os.read(from_child, 1 << 16)
-            if not chunk:
-                break
-            pending += chunk
+            exited = proc.poll() is not None
+            ready, writable, _ = select.select(list(readable), [to_child] if request else [], [], 0.2)
+            if request and writable:
+                try:
+                    request = request[os.write(to_child, request):]
+                except BlockingIOError:
+                    pass
+                except BrokenPipeError:
+                    request = b""
+            for fd in ready:
+                try:
+                    chunk = os.read(fd, 1 << 16)
+                except BlockingIOError:
+                    continue
+                if not chunk:  # end of a pipe: the process is gone
+                    readable.discard(fd)
+                elif fd == from_child:
+                    pending += chunk
+                elif stderr.tell() < 1 << 20:
+                    stderr.write(chunk)
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 if not line.startswith(prefix):
@@ -426,24 +457,23 @@ def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token
                     verdicts[words[1]] = CellVerdict(words[1], words[2] == "1", message)
                 elif words[0] == "done":
                     outcome = "done"
-        if outcome == "ended" and not why:
-            proc.wait(timeout=30)
-            with contextlib.suppress(Exception):
-                stderr.write(proc.stderr.read() or b"")
-            text = stderr.getvalue().decode(errors="replace")
-            marks = [x for x in text.splitlines() if x.startswith("CNN-VIOLATION: ")]
-            if marks:
-                outcome, why = "violation", marks[-1][len("CNN-VIOLATION: "):]
-            else:
-                why = f"the process ended (exit status {proc.returncode})"
+            if exited and not ready and outcome == "ended":  # gone, and everything it wrote has been read
+                text = stderr.getvalue().decode(errors="replace")
+                marks = [x for x in text.splitlines() if x.startswith("CNN-VIOLATION: ")]
+                if marks:
+                    outcome, why = "violation", marks[-1][len("CNN-VIOLATION: "):]
+                else:
+                    why = f"the process ended (exit status {proc.poll()})"
+                break
     finally:
         with contextlib.suppress(Exception):
             proc.kill()
             proc.wait(timeout=10)
-        with contextlib.suppress(OSError):
-            os.close(from_child)
+        for fd in (to_child, from_child) if isinstance(proc, subprocess.Popen) else (to_child, from_child, err_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
         with contextlib.suppress(Exception):
-            proc.stderr.close()
+            proc.stderr.close()  # a Popen's stderr pipe (err_fd)
         import shutil
 
         shutil.rmtree(sandbox, ignore_errors=True)

@@ -10,7 +10,8 @@ environment) exactly as ``sandbox.py`` does before it ``exec``s a kernel, and on
 runs ipykernel. No student code ever runs in the zygote itself.
 
 Protocol, one JSON object per line. The grader writes
-``{"argv": [...], "env": {...}, "sandbox": {...}}`` to stdin; the zygote answers
+``{"argv": [...], "env": {...}, "sandbox": {...}}`` to stdin (with ``"rerun_fifos"``, three
+FIFO paths, the child runs :mod:`autograder.rerun` over them instead of a kernel); the zygote answers
 ``{"pid": N}`` on stdout, and later ``{"exit": N, "code": C}`` when that kernel ends
 (``C`` as ``subprocess.Popen.returncode``: negative for a signal). At start it prints
 ``{"ready": [modules loaded]}``. When stdin closes, it kills its kernels and exits.
@@ -29,6 +30,7 @@ import sys
 import sandbox  # autograder/sandbox.py, next to this file (the script's folder is sys.path[0])
 
 PR_SET_PDEATHSIG = 1
+RERUN_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rerun.py")
 
 
 def _send(message: dict) -> None:
@@ -75,6 +77,18 @@ def _become_kernel(request: dict, zygote_pid: int) -> None:
         os.environ.update(cfg.get("env", {}))
         if "numpy" in sys.modules:  # NumPy's global generator would otherwise repeat the zygote's stream in every kernel
             sys.modules["numpy"].random.seed()
+        if request.get("rerun_fifos"):  # autograder/rerun.py, talking over FIFOs the grader made in the sandbox
+            import runpy
+
+            to_me, from_me, errors = request["rerun_fifos"]
+            in_fd, out_fd = os.open(to_me, os.O_RDONLY), os.open(from_me, os.O_WRONLY)
+            os.dup2(os.open(errors, os.O_WRONLY), 2)
+            for path in request["rerun_fifos"]:
+                os.unlink(path)
+            del sys.path[0]
+            sys.argv = [RERUN_PY, str(in_fd), str(out_fd)]
+            runpy.run_path(RERUN_PY, run_name="__main__")
+            os._exit(0)
         # What `python -m ipykernel_launcher ARGS` would see: the launcher's own path as argv[0]
         # and no script folder on sys.path (ipykernel puts the working directory back).
         import ipykernel_launcher

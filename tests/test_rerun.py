@@ -26,6 +26,19 @@ def notebooks(lesson: str, **replace: str):
     return source, student
 
 
+@pytest.fixture(autouse=True)
+def zygote(request):
+    """Re-runs fork from a warm zygote, as in a grading worker (tests marked ``no_zygote`` start a process)."""
+    from autograder import execute
+
+    if request.node.get_closest_marker("no_zygote"):
+        yield None
+        return
+    z = execute.start_zygote(["numpy", "torch", "torch._dynamo", "matplotlib.pyplot", "cnn_course.checks"])
+    yield z
+    execute.stop_zygote()
+
+
 def alternatives(lesson: str) -> dict:
     import importlib
 
@@ -107,3 +120,13 @@ def test_student_added_helper_cells_run_before_their_solution():
     verdicts = rerun(source, student, ["test_count_parameters", "test_count_parameters_hidden"],
                      ROOT / "solutions" / LESSON, hide=[], timeout=60, release_nb=release)
     assert all(v.passed for v in verdicts.values()), verdicts
+
+
+@pytest.mark.no_zygote
+def test_without_a_zygote_the_rerun_starts_its_own_process():
+    assert all(passed for passed, _ in verdicts_for("06_receptive_fields").values())
+    patched = "from cnn_course import checks as _c\n_c.expect_equal = lambda *a, **k: None\n" + WRONG_COUNT
+    passed, message = verdicts_for(LESSON, count_parameters=patched)["test_count_parameters_hidden"]
+    assert not passed and "replaced cnn_course.checks.expect_equal" in message
+    passed, message = verdicts_for(LESSON, count_parameters="import os\nos._exit(0)")["test_layer_shapes_hidden"]
+    assert passed, message
