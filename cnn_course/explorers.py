@@ -14,6 +14,7 @@ Each explorer lives in its own section below and depends on nothing in the other
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -58,6 +59,23 @@ def _check_setting(name: str, value, minimum: int) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
     return int(value)
+
+
+def draw_once(draw: Callable[[], None]) -> Callable:
+    """A widget callback that runs ``draw``, ignoring the events ``draw`` itself fires
+    (changing a slider's range or clamping its value calls the callback again)."""
+    busy = []
+
+    def update(_change=None):
+        if busy:
+            return
+        busy.append(True)
+        try:
+            draw()
+        finally:
+            busy.pop()
+
+    return update
 
 
 def conv_geometry(size: int, kernel_size: int, padding: int = 0, stride: int = 1, dilation: int = 1) -> ConvGeometry:
@@ -249,17 +267,6 @@ def conv_arithmetic_explorer(size: int = 7, kernel_size: int = 3, padding: int =
     }
     text_out, figure_out = widgets.Output(), widgets.Output()
 
-    busy = []  # clamping a slider's value fires update again: draw once
-
-    def update(_change=None):
-        if busy:
-            return
-        busy.append(True)
-        try:
-            _redraw()
-        finally:
-            busy.pop()
-
     def _redraw():
         settings = {k: controls[k].value for k in ("size", "kernel_size", "padding", "stride", "dilation")}
         text_out.clear_output(wait=True)
@@ -277,6 +284,7 @@ def conv_arithmetic_explorer(size: int = 7, kernel_size: int = 3, padding: int =
             display(fig)
             plt.close(fig)
 
+    update = draw_once(_redraw)  # clamping a slider's value fires update again
     for control in controls.values():
         control.observe(update, names="value")
     update()

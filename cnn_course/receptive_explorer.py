@@ -25,6 +25,8 @@ from collections.abc import Callable
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
+from .explorers import draw_once
+
 LAYER_SYNTAX = ("one layer per line, e.g. `conv k=3 s=1 p=1 d=1` or `pool k=2 s=2`; "
                 "k is required, s (stride), p (padding), d (dilation) default to 1, 0, 1")
 
@@ -298,17 +300,6 @@ def receptive_field_explorer(receptive_fields: Callable, input_window: Callable,
     }
     message = widgets.HTML(value="")
     table_out, figure_out = widgets.Output(), widgets.Output()
-    busy = []  # changing a slider's range fires update again: draw once
-
-    def update(_change=None):
-        if busy:
-            return
-        busy.append(True)
-        try:
-            show()
-        finally:
-            busy.pop()
-
     def show():
         table_out.clear_output(wait=True)
         figure_out.clear_output(wait=True)
@@ -336,6 +327,7 @@ def receptive_field_explorer(receptive_fields: Callable, input_window: Callable,
             controls["layers"].value = PRESETS[change["new"]]  # fires update
 
     controls["preset"].observe(choose_preset, names="value")
+    update = draw_once(show)  # changing a slider's range fires update again
     for key in ("layers", "input_size", "row", "col"):
         controls[key].observe(update, names="value")
     update()
