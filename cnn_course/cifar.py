@@ -558,27 +558,44 @@ def save_checkpoint(model: nn.Module, path, info: dict) -> bool:
     return True
 
 
-def load_test_set_for_grading(root=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The real CIFAR-10 test set, for the grader; DataNotAvailable (with a plain message) when absent or fake."""
+def grade_checkpoint(build_model: Callable[[], nn.Module], path=CHECKPOINT, root=None) -> float:
+    """Accuracy of the submitted checkpoint ``path`` (a state dict for ``build_model()``) on the
+    CIFAR-10 test set, for the grader; DataNotAvailable without the test set, CheckFailed (with
+    the reason) when the file is missing or does not load.
+
+    The learner's code (``build_model`` and the model's forward) runs while no label is in
+    memory: the model is built, predicts every test image, and only then are the labels
+    read, so a model cannot look the answers up in the notebook or in this function's frame.
+    """
+    from . import checks
+    from .model_checks import call_on
+
     root = pathlib.Path(root) if root is not None else default_root()
-    kind = layout(root)
-    if kind is None or kind == "fake":
+    if layout(root) in (None, "fake"):
         raise DataNotAvailable(f"CIFAR-10 test set not available to the grader (set {ENV_DATA} to a folder "
                                "with cifar-10-batches-py/ or test/<class>/): checkpoint not evaluated")
-    x, y = load_split(root, train=False, download=False)
-    return x, y
+    if not pathlib.Path(path).is_file():
+        checks._fail(f"no {path} beside the notebook: train in full mode and submit the file with it")
+    model = call_on(build_model)
+    try:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:  # noqa: BLE001 - the learner's file, whatever is wrong with it
+        checks._fail(f"{path} does not load into build_model(): {type(exc).__name__}: {str(exc)[:300]}")
+    images = load_split(root, train=False, download=False)[0]  # the labels are dropped here, unseen
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    predictions = predict_classes(model.to(device), images)
+    del model, images
+    labels = load_split(root, train=False, download=False)[1]
+    return float((predictions == labels).double().mean())
 
 
 @torch.no_grad()
-def checkpoint_accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 500) -> float:
-    """Plain accuracy (no test-time augmentation) of ``model`` on uint8 images, in eval mode."""
+def predict_classes(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
+    """The class ``model`` predicts (eval mode, no test-time augmentation) for each uint8 image, on the CPU."""
     device = next(model.parameters()).device
     model.eval()
-    correct = 0
-    for i in range(0, len(images), batch_size):
-        x = normalize(images[i:i + batch_size].to(device))
-        correct += (model(x).float().argmax(1).cpu() == labels[i:i + batch_size]).sum().item()
-    return correct / len(images)
+    return torch.cat([model(normalize(images[i:i + batch_size].to(device))).float().argmax(1).cpu()
+                      for i in range(0, len(images), batch_size)])
 
 
 class LivePlot:

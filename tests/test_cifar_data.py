@@ -184,4 +184,4 @@ def test_checkpoint_keeps_the_better_run(tmp_path):
 def test_grader_refuses_fake_test_set(tmp_path):
     cifar.write_fake_cifar10(tmp_path, n_train=10, n_test=10)
     with pytest.raises(cifar.DataNotAvailable, match="not available to the grader"):
-        cifar.load_test_set_for_grading(tmp_path)
+        cifar.grade_checkpoint(cifar.reference_model, root=tmp_path)

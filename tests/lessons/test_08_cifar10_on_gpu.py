@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from cnn_course import cifar
-from tests.notebook_runner import run_tests
+from tests.notebook_runner import run_tests, solution_cells
 
 LESSON = "08_cifar10_on_gpu"
 NEEDS_DATA = "test_cifar10_checkpoint"
@@ -385,9 +385,56 @@ def test_checkpoint_cell_fails_a_bad_or_missing_checkpoint(graded_workspace):
     assert "does not load into build_model()" in run_tests(LESSON)[NEEDS_DATA]
 
 
+def test_a_model_cannot_look_the_answers_up(monkeypatch, tmp_path):
+    """A 'model' that searches memory (the notebook's globals, the grader's frames) for the labels and
+    returns them as logits. The test set's labels are what the honest model does NOT predict, so the
+    checkpoint passes only if the lookup finds them while it runs."""
+    torch.manual_seed(0)
+    model = cifar.reference_model()
+    rng = np.random.default_rng(8)
+    images = rng.integers(0, 256, (120, 32, 32, 3), dtype=np.uint8)
+    with torch.no_grad():
+        predicted = model.eval()(cifar.normalize(torch.from_numpy(images).permute(0, 3, 1, 2))).argmax(1).numpy()
+    root = cifar.write_image_folder(tmp_path / "grader-data", "test", images, (predicted + 1) % 10)
+    work = tmp_path / "submission"
+    work.mkdir()
+    monkeypatch.setenv(cifar.ENV_DATA, str(root))
+    monkeypatch.chdir(work)
+    torch.save({f"inner.{k}": v for k, v in model.state_dict().items()}, work / cifar.CHECKPOINT)
+    lookup = solution_cells(LESSON)["build_model"].replace("def build_model(", "def _honest_build_model(") + '''
+
+class _Oracle(nn.Module):
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.offset = inner, 0
+
+    def forward(self, x):
+        import sys
+        frames, frame = [], sys._getframe()
+        while frame is not None:
+            frames.append(frame)
+            frame = frame.f_back
+        found = None
+        for value in [v for f in frames for v in f.f_locals.values()] + [v for f in frames for v in f.f_globals.values()]:
+            if (found is None and isinstance(value, torch.Tensor) and value.dtype == torch.int64 and value.ndim == 1
+                    and len(value) >= 120 and 0 <= int(value.min()) and int(value.max()) < 10):
+                found = value
+        if found is None:
+            return self.inner(x)
+        labels = found[self.offset:self.offset + len(x)]
+        self.offset += len(x)
+        return F.one_hot(labels, 10).float()
+
+
+def build_model(num_classes=10):
+    return _Oracle(_honest_build_model(num_classes))
+'''
+    message = run_tests(LESSON, {"build_model": lookup})[NEEDS_DATA]
+    assert message is not None and "90% is needed" in message, message
+
+
 def test_reference_architecture_loads_the_solution_checkpoint():
     """Lesson 09 rebuilds lesson 08's network from cnn_course.cifar: the state dicts must match."""
-    from tests.notebook_runner import solution_cells
 
     namespace = {}
     exec("import torch\nimport torch.nn as nn\n" + solution_cells(LESSON)["build_model"], namespace)
