@@ -127,7 +127,6 @@ class Zygote:
     def __init__(self, modules: list[str], env: dict[str, str]):
         self.proc = subprocess.Popen([sys.executable, ZYGOTE_PY, *modules], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, env={**os.environ, **env}, cwd="/")
-        self.env = dict(env)
         self.exits: dict[int, int] = {}
         self.ready: list[str] | None = None
         self._pending = b""
@@ -246,14 +245,13 @@ class SandboxedKernelManager(AsyncKernelManager):
     sandbox = Dict({})
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
-        zygote = _zygote
+        zygote = live_zygote()
         command = kernel_cmd[4:] if kernel_cmd[1:2] == [SANDBOX_PY] else None
         ipykernel = command is not None and command[1:3] == ["-m", "ipykernel_launcher"] and (
             os.path.realpath(command[0]) == os.path.realpath(sys.executable))
-        if zygote is None or not zygote.alive() or not self.sandbox or not ipykernel:
+        if zygote is None or not self.sandbox or not ipykernel:
             return await super()._async_launch_kernel(kernel_cmd, **kw)
-        env = {k: v for k, v in (kw.get("env") or os.environ).items()}
-        pid = zygote.spawn(command[3:], env, self.sandbox)
+        pid = zygote.spawn(command[3:], dict(kw.get("env") or os.environ), self.sandbox)
         provisioner = self.provisioner
         provisioner.process = ForkedProcess(zygote, pid)
         provisioner.pid = provisioner.pgid = pid

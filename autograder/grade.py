@@ -278,17 +278,18 @@ def grade_one(sub: Submission) -> Submission:
     if _worker.get("verify", True):
         import nbformat
 
-        source_nb = nbformat.read(work / "source" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
         passed = _passed_cells(db_url, sub.lesson, sub.student_id)
-        release_nb = nbformat.read(work / "release" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
-        student_nb = nbformat.read(autograded, as_version=4)
-        if not passed:
-            verdicts = {}
-        elif verifiable(sub.lesson):  # data-only functions: student code at arm's length
-            verdicts = verify(source_nb, student_nb, sub.lesson, passed, work / "source" / sub.lesson,
-                              _worker["hide"], release_nb=release_nb)
-        else:  # modules and tensors: the whole notebook again, defended from its first student cell
-            verdicts = rerun(source_nb, student_nb, passed, autograded.parent, _worker["hide"], release_nb=release_nb)
+        verdicts = {}  # a cell that scored nothing needs no second opinion
+        if passed:
+            source_nb = nbformat.read(work / "source" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
+            release_nb = nbformat.read(work / "release" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
+            student_nb = nbformat.read(autograded, as_version=4)
+            if verifiable(sub.lesson):  # data-only functions: student code at arm's length
+                verdicts = verify(source_nb, student_nb, sub.lesson, passed, work / "source" / sub.lesson,
+                                  _worker["hide"], release_nb=release_nb)
+            else:  # modules and tensors: the whole notebook again, defended from its first student cell
+                verdicts = rerun(source_nb, student_nb, passed, autograded.parent, _worker["hide"],
+                                 release_nb=release_nb)
         lowered = _apply_verification(db_url, sub, verdicts)
         if lowered:
             notes.append("tests failed outside the notebook kernel: " + "; ".join(lowered))

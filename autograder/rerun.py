@@ -117,10 +117,7 @@ def _install_hook(trusted_files: tuple, _die=_die, _isinstance=isinstance, _str=
 
 def main(_write=os.write, _exec=exec, _compile=compile, _str=str, _BaseException=BaseException) -> None:
     in_fd, out_fd = int(sys.argv[1]), int(sys.argv[2])
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
-    os.dup2(2, 1)  # student output must not reach the verdict pipe
-    sys.path.insert(0, os.getcwd())
+    runner.prepare_process()  # student output must not reach the verdict pipe
     from autograder import wire
 
     request = wire.recv(in_fd)

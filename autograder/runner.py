@@ -89,14 +89,19 @@ def _install_numpy_only_guard(package_dirs: tuple[str, ...]) -> None:
     sys.addaudithook(hook)
 
 
-def main() -> None:
-    in_fd, out_fd = int(sys.argv[1]), int(sys.argv[2])
-    package_dirs = tuple(a for a in sys.argv[3:] if a)
-    # Student output must not reach our pipes: stdin from /dev/null, stdout to stderr (captured, truncated).
+def prepare_process() -> None:
+    """Student output must not reach our pipes: stdin from /dev/null, stdout to stderr (captured,
+    truncated); the lesson's files (the working directory) importable, as in the kernel."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
     sys.path.insert(0, os.getcwd())
+
+
+def main() -> None:
+    in_fd, out_fd = int(sys.argv[1]), int(sys.argv[2])
+    package_dirs = tuple(a for a in sys.argv[3:] if a)
+    prepare_process()
     import numpy as np  # noqa: F401  (before any guard: NumPy itself may load libraries)
 
     from autograder import wire

@@ -64,6 +64,29 @@ def _forbidden_dirs() -> list[str]:
     return dirs
 
 
+def _sandboxed_script(script: str, args: list[str], sandbox: pathlib.Path, cfg: dict):
+    """Start ``python -I script IN_FD OUT_FD ARGS`` in the sandbox; return (process, request fd, reply fd).
+
+    Its stderr is a non-blocking pipe (``process.stderr``), where a violation is reported."""
+    to_child_r, to_child = os.pipe()
+    from_child, from_child_w = os.pipe()
+    command = [sys.executable, "-I", script, str(to_child_r), str(from_child_w), *args]
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
+    proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=str(sandbox), env=env)
+    os.close(to_child_r)
+    os.close(from_child_w)
+    os.set_blocking(proc.stderr.fileno(), False)
+    return proc, to_child, from_child
+
+
+def _violation(stderr: bytes) -> str:
+    """The last rule violation a runner reported on stderr ("" if none)."""
+    marks = [line for line in stderr.decode(errors="replace").splitlines() if line.startswith("CNN-VIOLATION: ")]
+    return marks[-1][len("CNN-VIOLATION: "):] if marks else ""
+
+
 class RunnerGone(Exception):
     pass
 
@@ -86,17 +109,8 @@ class Runner:
     def start(self) -> None:
         self.sandbox, uid = new_sandbox(self.files_from)
         cfg = sandbox_config(self.sandbox, uid, dict(KERNEL_LIMITS), self.hide)
-        to_child_r, self.to_child = os.pipe()
-        self.from_child, from_child_w = os.pipe()
-        command = [sys.executable, "-I", RUNNER_PY, str(to_child_r), str(from_child_w), *_forbidden_dirs()]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
         self.stderr = io.BytesIO()
-        self.proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     cwd=str(self.sandbox), env=env)
-        os.close(to_child_r)
-        os.close(from_child_w)
-        os.set_blocking(self.proc.stderr.fileno(), False)
+        self.proc, self.to_child, self.from_child = _sandboxed_script(RUNNER_PY, _forbidden_dirs(), self.sandbox, cfg)
         wire.send(self.to_child, {"numpy_only": self.numpy_only, "cells": [list(c) for c in self.cells]})
         try:
             self._recv(self.timeout * max(1, len(self.cells)))
@@ -149,9 +163,7 @@ class Runner:
                     raise RunnerGone(why) from exc
 
     def violation(self) -> str:
-        text = self.stderr.getvalue().decode(errors="replace")
-        marks = [line for line in text.splitlines() if line.startswith("CNN-VIOLATION: ")]
-        return marks[-1][len("CNN-VIOLATION: "):] if marks else ""
+        return _violation(self.stderr.getvalue())
 
     def call(self, name: str, args: tuple, kwargs: dict, value: bool = False):
         if self.proc is None:
@@ -390,17 +402,9 @@ def _start_rerun(sandbox: pathlib.Path, uid: int | None, cfg: dict):
         fds = [os.open(path, os.O_RDWR | os.O_NONBLOCK) for path in fifos]
         pid = zygote.spawn([], env, cfg, rerun_fifos=fifos)
         return ForkedProcess(zygote, pid), fds[0], fds[1], fds[2]
-    to_child_r, to_child = os.pipe()
-    from_child, from_child_w = os.pipe()
-    command = [sys.executable, "-I", RERUN_PY, str(to_child_r), str(from_child_w)]
-    proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=str(sandbox), env=env)
-    os.close(to_child_r)
-    os.close(from_child_w)
+    proc, to_child, from_child = _sandboxed_script(RERUN_PY, [], sandbox, cfg)
     os.set_blocking(to_child, False)
     os.set_blocking(from_child, False)
-    os.set_blocking(proc.stderr.fileno(), False)
     return proc, to_child, from_child, proc.stderr.fileno()
 
 
@@ -458,10 +462,9 @@ def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token
                 elif words[0] == "done":
                     outcome = "done"
             if exited and not ready and outcome == "ended":  # gone, and everything it wrote has been read
-                text = stderr.getvalue().decode(errors="replace")
-                marks = [x for x in text.splitlines() if x.startswith("CNN-VIOLATION: ")]
-                if marks:
-                    outcome, why = "violation", marks[-1][len("CNN-VIOLATION: "):]
+                violation = _violation(stderr.getvalue())
+                if violation:
+                    outcome, why = "violation", violation
                 else:
                     why = f"the process ended (exit status {proc.poll()})"
                 break
