@@ -1,19 +1,24 @@
 """Student-side check: ``python -m autograder check NOTEBOOK``.
 
-Runs the notebook top to bottom in a fresh kernel (as the grader will, but with
-the visible tests only: hidden tests are not in the student's copy) and reports
-each graded test cell. Exit status 0 when every test cell passed, 1 when any
-failed, 2 when the notebook could not be read. Unlike ``nbgrader validate``,
-a failure is an exit status a script or CI can use.
+Repairs the notebook as the grader will (:mod:`autograder.repair`: duplicated,
+split or retyped cells, another editor's file format) and says what it repaired,
+then runs it top to bottom in a fresh kernel (as the grader will, but with the
+visible tests only: hidden tests are not in the student's copy) and reports each
+graded test cell. The kernel's folder holds only the lesson's own files
+(:func:`autograder.repair.lesson_files`), never the folder the notebook sits in.
+Exit status 0 when every test cell passed, 1 when any failed, 2 when the notebook
+could not be read. Unlike ``nbgrader validate``, a failure is an exit status a
+script or CI can use.
 """
 
 from __future__ import annotations
 
 import pathlib
+import shutil
 import sys
 
-from .collect import check_notebook
-from .config import CELL_TIMEOUT_S
+from . import repair
+from .config import CELL_TIMEOUT_S, course_root, lesson_ids
 
 
 def _exercise(test_id: str, functions: list[str]) -> str:
@@ -21,19 +26,52 @@ def _exercise(test_id: str, functions: list[str]) -> str:
     return max(names, key=len) if names else test_id
 
 
-def check(path: pathlib.Path, timeout: int = CELL_TIMEOUT_S, out=sys.stdout) -> int:
+def _release(path: pathlib.Path, nb) -> tuple[str | None, object]:
+    """The lesson this notebook is and its release notebook: by file name, else by its grade ids."""
     import nbformat
 
+    root = course_root()
+    releases = {x: root / "lessons" / x / f"{x}.ipynb" for x in lesson_ids(root)}
+    releases = {x: p for x, p in releases.items() if p.is_file()}
+    lesson = repair.lesson_of(path.name, list(releases))
+    if lesson is None:
+        ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells} - {None}
+        overlap = {x: len(ids & {c.metadata.get("nbgrader", {}).get("grade_id")
+                                 for c in nbformat.read(p, as_version=4).cells}) for x, p in releases.items()}
+        lesson = max(overlap, key=overlap.get, default=None)
+        if lesson is not None and overlap[lesson] < 2:
+            lesson = None
+    return lesson, (nbformat.read(releases[lesson], as_version=4) if lesson else None)
+
+
+def check(path: pathlib.Path, timeout: int = CELL_TIMEOUT_S, out=sys.stdout) -> int:
     from .execute import ResilientExecute
 
-    problem = "no such file" if not path.is_file() else check_notebook(path)
-    if problem:
-        print(f"{path}: {problem}", file=out)
+    try:
+        if not path.is_file():
+            raise repair.Unreadable("no such file")
+        nb, notes = repair.read(path)
+    except repair.Unreadable as exc:
+        print(f"{path}: {exc}", file=out)
         return 2
-    nb = nbformat.read(path, as_version=4)
+    lesson, release = _release(path, nb)
+    if release is None:
+        print("note: this is not a notebook of the course's lessons/ folder; checked as it is", file=out)
+    else:
+        notes += repair.repair(nb, release)
+    for note in notes:
+        print(f"repaired (the grader does the same): {note}", file=out)
+    try:
+        stage = repair.staged(lesson, path.parent)
+    except ValueError as exc:
+        print(f"{path}: {exc}", file=out)
+        return 2
     executor = ResilientExecute(timeout=timeout, sandboxed=0, submission_timeout=max(timeout * 20, 600),
                                 allow_errors=True, interrupt_on_timeout=True)
-    executor.preprocess(nb, {"metadata": {"path": str(path.resolve().parent)}})
+    try:
+        executor.preprocess(nb, {"metadata": {"path": str(stage)}})
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     functions = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     failed = 0
     total = 0

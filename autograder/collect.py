@@ -1,17 +1,17 @@
 """Step 2: collect. Find each student's notebook for each lesson and check it can be graded.
 
-Layout (nbgrader's submitted layout): ``SUBMISSIONS/<student_id>/<lesson>/<lesson>.ipynb``.
-Problems found here (missing or renamed notebook, invalid JSON, not a notebook)
-become a row with a plain reason; they never stop the run.
+Layout (nbgrader's submitted layout): ``SUBMISSIONS/<student_id>/<lesson>/<lesson>.ipynb``;
+a folder whose only notebook has another name ("Copy of ...", "... (1)") is graded too
+(:func:`autograder.repair.find_notebook`). Problems found here (no notebook, invalid
+JSON, not a notebook) become a row with a plain reason; they never stop the run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import pathlib
 
-import nbformat
+from . import repair
 
 STUDENT_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.@+")
 
@@ -26,10 +26,11 @@ class Submission:
     score: float = 0.0
     max_score: float = 0.0
     feedback: pathlib.Path | None = None
+    file: str = ""                   # the notebook's name in folder, when it is not <lesson>.ipynb
 
     @property
     def notebook(self) -> pathlib.Path:
-        return self.folder / f"{self.lesson}.ipynb"
+        return self.folder / (self.file or f"{self.lesson}.ipynb")
 
 
 def students(submissions_dir: pathlib.Path) -> list[str]:
@@ -37,26 +38,11 @@ def students(submissions_dir: pathlib.Path) -> list[str]:
 
 
 def check_notebook(path: pathlib.Path) -> str:
-    """'' if ``path`` is a notebook nbgrader can read, else the reason it is not."""
+    """'' if ``path`` is a notebook the repair step can read, else the reason it is not."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        return "the notebook file is not UTF-8 text (was it saved by Jupyter?)"
-    except OSError as exc:
-        return f"the notebook could not be read: {exc.strerror}"
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (f"the notebook is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                "was it edited outside Jupyter?")
-    if not isinstance(raw, dict) or "cells" not in raw:
-        return "the file is JSON but not a Jupyter notebook (no 'cells')"
-    try:
-        nb = nbformat.reads(text, as_version=4)
-        nbformat.validate(nb)
-    except Exception as exc:  # nbformat raises several types for broken structure
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"the notebook's structure is invalid ({first_line[:200]})"
+        repair.read(path)
+    except repair.Unreadable as exc:
+        return str(exc)
     return ""
 
 
@@ -68,16 +54,14 @@ def collect_one(submissions_dir: pathlib.Path, student_id: str, lesson: str) -> 
     if not sub.folder.is_dir():
         sub.status, sub.reason = "missing", f"no submission: expected {lesson}/{lesson}.ipynb"
         return sub
-    if not sub.notebook.is_file():
-        others = sorted(p.name for p in sub.folder.glob("*.ipynb"))
-        sub.status = "missing"
-        sub.reason = f"notebook missing: expected {lesson}.ipynb"
-        if others:
-            sub.reason += f", found {', '.join(others)} (renamed? rename it back to {lesson}.ipynb)"
+    notebook, why = repair.find_notebook(sub.folder, lesson)
+    if notebook is None:
+        sub.status, sub.reason = "missing", why
         return sub
+    sub.file = notebook.name
     problem = check_notebook(sub.notebook)
     if problem:
-        sub.status, sub.reason = "failed", problem
+        sub.status, sub.reason = "failed", (f"{why}: " if why else "") + problem
     return sub
 
 

@@ -18,6 +18,7 @@ import shutil
 
 from tqdm.auto import tqdm
 
+from . import repair
 from .collect import Submission
 from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, course_config, ensure_tools_on_path
 from .verify import rerun, verifiable, verify
@@ -120,61 +121,17 @@ def fault_reasons(autograded: pathlib.Path) -> list[str]:
 
 
 def restore_locked_cells(submitted: pathlib.Path, released: pathlib.Path, source: pathlib.Path) -> list[str]:
-    """Put back test and setup cells the student deleted or stripped of their nbgrader metadata.
+    """Put back test and setup cells the student deleted, altered or retyped (:func:`autograder.repair.restore_locked`).
 
-    nbgrader restores the *source* of locked cells it finds, but a deleted test cell
-    simply has no grade. Returns reasons for the report ("test cells deleted and
-    restored: ...", "test cells were altered and restored: ...").
+    Returns reasons for the report ("test cells deleted and restored: ...", "test cells were altered and restored: ...").
     """
     import nbformat
 
-    student = nbformat.read(submitted, as_version=4)
-    release = nbformat.read(released, as_version=4)
-    original = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source.strip()
-                for c in nbformat.read(source, as_version=4).cells}
-    ids = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(student.cells)
-           if c.metadata.get("nbgrader", {}).get("grade_id")}
-    deleted, altered = [], []
-    position = 0
-    for cell in release.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        gid = meta.get("grade_id")
-        if not gid or cell.cell_type != "code":
-            continue
-        locked = meta.get("locked") and not meta.get("solution")
-        if gid in ids:
-            index = ids[gid]
-            mine = student.cells[index]
-            if locked and meta.get("grade") and (mine.cell_type != "code" or mine.source.strip()
-                                                  not in (cell.source.strip(), original.get(gid))):
-                altered.append(gid)
-            if locked and mine.cell_type != "code":
-                student.cells[index] = cell
-            position = index + 1
-        elif locked:
-            import copy
-            import secrets
-
-            cell = copy.deepcopy(cell)
-            if "id" in cell and any(c.get("id") == cell.id for c in student.cells):
-                cell.id = secrets.token_hex(4)
-            student.cells.insert(position, cell)
-            ids = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(student.cells)
-                   if c.metadata.get("nbgrader", {}).get("grade_id")}
-            position = ids[gid] + 1
-            (deleted if meta.get("grade") else altered).append(gid)
-    reasons = []
-    if deleted or altered:
-        import warnings
-
-        warnings.filterwarnings("ignore", category=nbformat.validator.MissingIDFieldWarning)
-    if deleted:
-        reasons.append(f"test cells deleted and restored: {', '.join(deleted)}")
-        nbformat.write(student, submitted)
-    if altered:
-        reasons.append(f"test cells were altered and restored: {', '.join(altered)}")
-        nbformat.write(student, submitted)
-    return reasons
+    nb, _ = repair.read(submitted)
+    notes = repair.restore_locked(nb, nbformat.read(released, as_version=4), nbformat.read(source, as_version=4))
+    if notes:
+        repair.write(nb, submitted)
+    return notes
 
 
 def _apply_verification(db_url: str, sub: Submission, verdicts: dict) -> list[str]:
@@ -267,8 +224,9 @@ def grade_one(sub: Submission) -> Submission:
         if stale.exists():
             shutil.rmtree(stale)
     shutil.copytree(sub.folder, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    notes = restore_locked_cells(dest / f"{sub.lesson}.ipynb", work / "release" / sub.lesson / f"{sub.lesson}.ipynb",
-                                 work / "source" / sub.lesson / f"{sub.lesson}.ipynb")
+    notes = repair.repair_submission(dest / sub.notebook.name, sub.lesson,  # one <lesson>.ipynb, repaired
+                                     work / "release" / sub.lesson / f"{sub.lesson}.ipynb",
+                                     work / "source" / sub.lesson / f"{sub.lesson}.ipynb")
     result = api.autograde(sub.lesson, sub.student_id)
     if not result["success"]:
         sub.status, sub.reason = "failed", explain_failure(result.get("log", "") + result.get("error", ""))
