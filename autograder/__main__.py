@@ -95,7 +95,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_collect_zip(args: argparse.Namespace) -> int:
-    from .lms import collect_zip
+    from .lms import collect_zip, summary
 
     archive = pathlib.Path(args.archive)
     if not archive.is_file():
@@ -103,11 +103,12 @@ def cmd_collect_zip(args: argparse.Namespace) -> int:
     if args.lesson not in lesson_ids(course_root()):
         return _usage_error(f"unknown lesson {args.lesson}")
     try:
-        found = collect_zip(archive, args.lesson, pathlib.Path(args.into), args.regexp)
+        entries = collect_zip(archive, args.lesson, pathlib.Path(args.into), args.regexp)
     except RuntimeError as exc:
         print(f"autograder: {exc}", file=sys.stderr)
         return 1
-    print(f"collected {len(found)} submissions into {args.into}; now run: python -m autograder grade {args.into} --out OUT")
+    print(summary(entries, pathlib.Path(args.into), args.lesson))
+    print(f"now run: python -m autograder grade {args.into} --out OUT")
     return 0
 
 
