@@ -67,6 +67,19 @@ def cmd_grade(args: argparse.Namespace) -> int:
             shard = (index, count)
         except ValueError:
             return _usage_error(f"--shard must be I/N with 1 <= I <= N, got {args.shard}")
+    if args.accept_weak_isolation:
+        os.environ["CNN_GRADER_ACCEPT_WEAK_ISOLATION"] = "1"  # the workers read it too
+    from .isolation import accept_weak, strict_problem
+
+    problem = strict_problem()
+    if problem and not accept_weak():
+        print(f"autograder: refusing to grade: student code cannot be sandboxed on this machine: {problem}.\n"
+              "Fix that (python -m autograder doctor shows what is missing), or pass --accept-weak-isolation to grade\n"
+              "with only a fresh folder and resource limits: student code could then read your files, reach the\n"
+              "network and signal your processes.", file=sys.stderr)
+        return 2
+    if problem:
+        print(f"warning: grading with weak isolation ({problem})", file=sys.stderr)
     out = pathlib.Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     db_url = args.db or f"sqlite:///{out / 'gradebook.db'}"
@@ -86,6 +99,48 @@ def cmd_grade(args: argparse.Namespace) -> int:
     print(f"graded {len(subs)} submissions ({', '.join(f'{n} {k}' for k, n in sorted(counts.items()))}); "
           f"grades in {csv_path}, feedback in {out / 'feedback'}")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """What isolation this machine gives student code, guarantee by guarantee (see the README)."""
+    from .config import KERNEL_LIMITS, hidden_paths
+    from .isolation import IsolationUnavailable, exposed_paths, probe, start_zygote, stop_zygote, strict_problem
+
+    problem = strict_problem()
+    print("bubblewrap sandbox: " + ("available" if not problem else f"NOT available: {problem}"))
+    hidden = hidden_paths()
+    exposed = exposed_paths(hidden)
+    print("read-only in the sandbox besides the system: " + ", ".join(exposed))
+    # Everything in the hidden folders, except the way down to what is exposed on purpose.
+    look_for = [os.path.join(h, name) for h in hidden if os.path.isdir(h) for name in os.listdir(h)]
+    look_for = [p for p in look_for if not any(e == p or e.startswith(p + os.sep) for e in exposed)]
+    try:
+        start_zygote([])
+        facts = probe(look_for)
+    except IsolationUnavailable:
+        facts = None
+    finally:
+        stop_zygote()
+    if facts is None:
+        print("grade refuses to run here unless given --accept-weak-isolation (then: a fresh folder and limits only)")
+        return 1
+    checks = [
+        ("unprivileged uid", facts["uid"] != 0, f"uid {facts['uid']}"),
+        ("no capabilities, no_new_privs", facts["cap_eff"] == "0000000000000000" and facts["no_new_privs"] == "1",
+         f"CapEff {facts['cap_eff']}, NoNewPrivs {facts['no_new_privs']}"),
+        ("mounts cannot be undone", facts["umount_refused"], "umount /tmp refused" if facts["umount_refused"] else "umount worked"),
+        ("own PID namespace", facts["processes"] == 1, f"{facts['processes']} process(es) visible"),
+        ("network: loopback only", facts["interfaces"] == ["lo"], f"interfaces {facts['interfaces']}"),
+        ("private /tmp, /dev/shm and working folder", facts["tmp_is_workdir_fs"], "one tmpfs per process"),
+        ("disk limit", facts["workdir_mib"] <= KERNEL_LIMITS["disk_mib"], f"{facts['workdir_mib']} MiB"),
+        ("course, workspace, home hidden", not facts["visible"], "none visible" if not facts["visible"]
+         else "visible: " + ", ".join(facts["visible"])),
+    ]
+    for name, ok, detail in checks:
+        print(f"  {'ok  ' if ok else 'FAIL'} {name}: {detail}")
+    limits = ", ".join(f"{k}={v}" for k, v in KERNEL_LIMITS.items())
+    print(f"  limits per process: {limits}")
+    return 0 if facts["strict"] and all(ok for _, ok, _ in checks) else 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -129,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "one --db); grades.csv then lists this shard's students")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the out-of-kernel verification of passing test cells (faster, easier to fool)")
+    p.add_argument("--accept-weak-isolation", action="store_true",
+                   help="grade even where student code cannot be sandboxed (no bubblewrap or namespaces): "
+                        "only a fresh folder and resource limits then")
     p.set_defaults(func=cmd_grade)
     p = sub.add_parser("collect-zip", help="unpack an LMS download (zip) into SUBMISSIONS with nbgrader's zip_collect")
     p.add_argument("archive", help="the zip file downloaded from the LMS")
@@ -136,6 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", required=True, help="SUBMISSIONS folder to fill (nbgrader's submitted layout)")
     p.add_argument("--regexp", help="file-name regular expression with (?P<student_id>...) and (?P<file_id>...)")
     p.set_defaults(func=cmd_collect_zip)
+    p = sub.add_parser("doctor", help="print what isolation this machine gives student code (exit 1 if incomplete)")
+    p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("check", help="run a notebook's visible tests; exit 1 if any fails (for students)")
     p.add_argument("notebook", help="path to the notebook, e.g. lessons/02_convolution/02_convolution.ipynb")
     p.add_argument("--timeout", type=int, default=120, help="seconds per cell")

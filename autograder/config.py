@@ -22,18 +22,19 @@ LESSON_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+$")
 CELL_TIMEOUT_S = int(os.environ.get("CNN_GRADER_CELL_TIMEOUT_S", 120))
 # Wall-clock budget of one notebook (all its cells, kernel restarts included).
 SUBMISSION_TIMEOUT_S = int(os.environ.get("CNN_GRADER_SUBMISSION_TIMEOUT_S", 900))
-# Limits of the student's kernel (autograder/sandbox.py): memory in MiB (RLIMIT_DATA:
-# heap and anonymous mappings), CPU seconds per kernel, largest file written in MiB,
-# processes (only enforced when the kernel runs under its own uid).
+# Limits of every process that runs student code (autograder/zygote.py): memory in MiB
+# (RLIMIT_DATA: heap and anonymous mappings), CPU seconds per process, largest file written
+# in MiB, processes, and the size of its private tmpfs (working folder, /tmp and /dev/shm
+# together, in MiB; it lives in memory).
 KERNEL_LIMITS = {
     "memory_mib": int(os.environ.get("CNN_GRADER_MEMORY_MIB", 4096)),
     "cpu_s": int(os.environ.get("CNN_GRADER_CPU_S", 1800)),
     "file_mib": int(os.environ.get("CNN_GRADER_FILE_MIB", 256)),
     "nproc": int(os.environ.get("CNN_GRADER_NPROC", 256)),
+    "disk_mib": int(os.environ.get("CNN_GRADER_DISK_MIB", 1024)),
 }
-# Fork each kernel from a per-worker process that has already imported what the lessons
-# import (autograder/zygote.py), instead of starting Python, ipykernel, NumPy and PyTorch
-# from nothing for every submission. 0 turns it off.
+# Preload in each worker's zygote what the lessons import (autograder/zygote.py), instead of
+# starting ipykernel, NumPy and PyTorch from nothing for every kernel. 0: preload nothing.
 PRELOAD = os.environ.get("CNN_GRADER_PRELOAD", "1") != "0"
 
 
@@ -62,13 +63,14 @@ def ensure_tools_on_path() -> None:
         os.environ["PATH"] = os.pathsep.join([bindir, *path])
 
 
-def hidden_paths(root: pathlib.Path) -> list[str]:
+def hidden_paths(*more: str | pathlib.Path) -> list[str]:
     """What student code must not see: the course (solutions, tests, git history), the grader's home,
-    and anything listed in CNN_GRADER_HIDE (os.pathsep-separated). The grader adds its workspace,
-    the submissions and the output folder."""
-    paths = [str(course_root()), str(pathlib.Path(root).resolve()), os.path.expanduser("~")]
+    anything listed in CNN_GRADER_HIDE (os.pathsep-separated) and ``more`` (the grader adds its
+    workspace, the submissions and the output folder). The sandbox shows only what it binds
+    (autograder/isolation.py); these are hidden even where they lie inside a folder it binds."""
+    paths = [str(course_root()), os.path.expanduser("~"), *(str(pathlib.Path(p).resolve()) for p in more)]
     paths += [p for p in os.environ.get("CNN_GRADER_HIDE", "").split(os.pathsep) if p]
-    return paths
+    return list(dict.fromkeys(paths))
 
 
 def course_config(root: pathlib.Path, *, source: str = "solutions", release: str = "lessons",
@@ -92,9 +94,7 @@ def course_config(root: pathlib.Path, *, source: str = "solutions", release: str
     c.Autograde.autograde_preprocessors = [ResilientExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                            SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
     c.ResilientExecute.submission_timeout = SUBMISSION_TIMEOUT_S
-    c.ResilientExecute.limits = dict(KERNEL_LIMITS)
     c.ResilientExecute.hide = hidden_paths(root)
-    c.ResilientExecute.sandboxed = int(os.environ.get("CNN_GRADER_SANDBOX", "1"))
     c.Execute.interrupt_on_timeout = True
     c.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"]
     # As shipped, any stderr output in a test cell scores 0, so a correct answer that
