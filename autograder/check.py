@@ -13,6 +13,7 @@ script or CI can use.
 
 from __future__ import annotations
 
+import os
 import pathlib
 import shutil
 import sys
@@ -66,11 +67,18 @@ def check(path: pathlib.Path, timeout: int = CELL_TIMEOUT_S, out=sys.stdout) -> 
     except ValueError as exc:
         print(f"{path}: {exc}", file=out)
         return 2
-    executor = ResilientExecute(timeout=timeout, sandboxed=0, submission_timeout=max(timeout * 20, 600),
+    from . import isolation
+
+    problem = isolation.strict_problem()
+    if problem:  # a learner's own machine (macOS, Windows, no bubblewrap): their code, their rights, as in Jupyter
+        os.environ["CNN_GRADER_ACCEPT_WEAK_ISOLATION"] = "1"
+        print(f"note: running without the grader's sandbox ({problem.split(':')[0]})", file=out)
+    executor = ResilientExecute(timeout=timeout, submission_timeout=max(timeout * 20, 600),
                                 allow_errors=True, interrupt_on_timeout=True)
     try:
         executor.preprocess(nb, {"metadata": {"path": str(stage)}})
     finally:
+        isolation.stop_zygote()
         shutil.rmtree(stage, ignore_errors=True)
     functions = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
     failed = 0
