@@ -28,25 +28,23 @@ import os
 import pathlib
 import select
 import struct
-import subprocess
-import sys
 import textwrap
 import time
 
 import numpy as np
 
-from . import wire
-from .config import CELL_TIMEOUT_S, KERNEL_LIMITS, SUBMISSION_TIMEOUT_S
-from .execute import new_sandbox, sandbox_config, sandboxed_argv
+from . import isolation, objects, wire
+from .config import CELL_TIMEOUT_S, SUBMISSION_TIMEOUT_S
 
 NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
+ARMS_LENGTH_PREFIXES = (*NUMPY_LESSON_PREFIXES, "06_", "09_")
 RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
 RERUN_PY = str(pathlib.Path(__file__).with_name("rerun.py"))
 
 
 def verifiable(lesson: str) -> bool:
     """Whether the graded functions exchange data only, so :func:`verify` can keep student code at arm's length."""
-    return lesson.startswith(NUMPY_LESSON_PREFIXES)
+    return lesson.startswith(ARMS_LENGTH_PREFIXES)
 
 
 def _meta(cell) -> dict:
@@ -62,23 +60,6 @@ def _forbidden_dirs() -> list[str]:
         if spec is not None and spec.submodule_search_locations:
             dirs += [os.path.realpath(p) + os.sep for p in spec.submodule_search_locations]
     return dirs
-
-
-def _sandboxed_script(script: str, args: list[str], sandbox: pathlib.Path, cfg: dict):
-    """Start ``python -I script IN_FD OUT_FD ARGS`` in the sandbox; return (process, request fd, reply fd).
-
-    Its stderr is a non-blocking pipe (``process.stderr``), where a violation is reported."""
-    to_child_r, to_child = os.pipe()
-    from_child, from_child_w = os.pipe()
-    command = [sys.executable, "-I", script, str(to_child_r), str(from_child_w), *args]
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(pathlib.Path(__file__).parent.parent)}
-    proc = subprocess.Popen(sandboxed_argv(cfg, command), pass_fds=(to_child_r, from_child_w),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            cwd=str(sandbox), env=env)
-    os.close(to_child_r)
-    os.close(from_child_w)
-    os.set_blocking(proc.stderr.fileno(), False)
-    return proc, to_child, from_child
 
 
 def _violation(stderr: bytes) -> str:
@@ -105,12 +86,14 @@ class Runner:
         self.proc = None
         self.names: dict[str, str] = {}
         self.status: list[str | None] = []
+        self.defs = ""  # the classes and functions of the test cell now running (PyTorch lessons)
+        self.student_names: dict[int, str] = {}  # id(proxy) -> the student's name for it
 
     def start(self) -> None:
-        self.sandbox, uid = new_sandbox(self.files_from)
-        cfg = sandbox_config(self.sandbox, uid, dict(KERNEL_LIMITS), self.hide)
         self.stderr = io.BytesIO()
-        self.proc, self.to_child, self.from_child = _sandboxed_script(RUNNER_PY, _forbidden_dirs(), self.sandbox, cfg)
+        # NumPy lessons: a fresh interpreter, where torch is not even loaded; the others: the warm zygote's.
+        self.proc = isolation.start_script(RUNNER_PY, _forbidden_dirs(), self.files_from, self.hide, warm=not self.numpy_only)
+        self.to_child, self.from_child = self.proc.to_child, self.proc.from_child
         wire.send(self.to_child, {"numpy_only": self.numpy_only, "cells": [list(c) for c in self.cells]})
         try:
             self._recv(self.timeout * max(1, len(self.cells)))
@@ -136,7 +119,7 @@ class Runner:
     def _drain_stderr(self) -> None:
         with contextlib.suppress(Exception):
             while True:
-                chunk = self.proc.stderr.read(65536)
+                chunk = os.read(self.proc.stderr, 65536)
                 if not chunk:
                     break
                 if self.stderr.tell() < 1 << 20:
@@ -155,35 +138,36 @@ class Runner:
             if self.from_child in ready:
                 try:
                     return wire.recv(self.from_child)
-                except (EOFError, ValueError, OSError) as exc:
-                    self.proc.wait(timeout=10)
+                except (EOFError, ValueError, OSError) as exc:  # it ended, or wrote what is not a reply
+                    with contextlib.suppress(Exception):
+                        self.proc.wait(timeout=2 if isinstance(exc, EOFError) else 0)
                     self._drain_stderr()
-                    why = self.violation() or f"the process ended (exit status {self.proc.returncode})"
+                    code = self.proc.poll()
+                    why = self.violation() or (f"the process ended (exit status {code})" if code is not None
+                                               else "it sent something that is not a reply")
                     self.stop()
                     raise RunnerGone(why) from exc
 
     def violation(self) -> str:
         return _violation(self.stderr.getvalue())
 
-    def call(self, name: str, args: tuple, kwargs: dict, value: bool = False):
+    def call(self, name: str, args: tuple, kwargs: dict, value: bool = False, count: bool = False):
         if self.proc is None:
             self.start()
-        wire.send(self.to_child, {"call": name, "args": list(args), "kwargs": dict(kwargs), "value": value})
+        if self.numpy_only or value:
+            wire.send(self.to_child, {"call": name, "args": list(args), "kwargs": dict(kwargs), "value": value})
+        else:  # PyTorch lessons: the objects themselves, pickled (this direction is trusted), see autograder.objects
+            from cnn_course.model_checks import GradientProbe
+
+            pickled = objects.dumps_call(args, kwargs, self.student_names)
+            watched = [i for i, a in enumerate([*args, *kwargs.values()]) if any(p.model is a for p in GradientProbe.live)]
+            wire.send(self.to_child, {"call": name, "pickled": np.frombuffer(pickled, np.uint8), "defs": self.defs,
+                                      "probe": watched, "count": count})
         return self._recv(self.timeout)
 
     def stop(self) -> None:
         if self.proc is not None:
-            with contextlib.suppress(Exception):
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-            for fd in (self.to_child, self.from_child):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            with contextlib.suppress(Exception):
-                self.proc.stderr.close()
-            import shutil
-
-            shutil.rmtree(self.sandbox, ignore_errors=True)
+            self.proc.close()
         self.proc = None
 
 
@@ -204,25 +188,37 @@ class Proxy:
 
     def __init__(self, runner: Runner, name: str):
         self._runner, self.__name__, self.__qualname__ = runner, name, name
+        runner.student_names[id(self)] = name
 
     def __call__(self, *args, **kwargs):
+        return self._call(args, kwargs)
+
+    def count_torch_calls(self, *args, **kwargs) -> int:
+        """cnn_course.torch_checks.torch_calls, counted in the process where the function runs."""
+        return self._call(args, kwargs, count=True)
+
+    def _call(self, args: tuple, kwargs: dict, count: bool = False):
         from cnn_course.checks import CheckFailed
 
         try:
-            reply = self._runner.call(self.__name__, args, kwargs)
+            reply = self._runner.call(self.__name__, args, kwargs, count=count)
         except wire.NotData as exc:
             raise CheckFailed(f"{self.__name__} was given {exc}, which the grader cannot pass on") from None
         except RunnerGone as exc:
             raise CheckFailed(f"{self.__name__}: {exc}") from None
         self.last_call_seconds = reply.get("seconds")  # timed where it ran (lesson 03's speed test reads it)
+        if not self._runner.numpy_only:  # what the function did to the test's modules and tensors
+            for obj, report in zip([*args, *kwargs.values()], reply.get("args") or []):
+                objects.apply(obj, report)
         if "raised" in reply:
             raise _exception(reply["raised"], reply["message"], reply["builtin"])
         if "notdata" in reply:
-            raise CheckFailed(f"{self.__name__} returned {reply['notdata']}, not an array or a number")
-        for before, after in zip(args, reply["args"]):  # let the caller see in-place edits
-            if type(before) is np.ndarray and type(after) is np.ndarray and before.shape == after.shape:
-                with contextlib.suppress(Exception):
-                    np.copyto(before, after, casting="unsafe")
+            raise CheckFailed(f"{self.__name__} returned {reply['notdata']}, not data (numbers, arrays, tensors...)")
+        if self._runner.numpy_only:
+            for before, after in zip(args, reply["args"]):  # let the caller see in-place edits
+                if type(before) is np.ndarray and type(after) is np.ndarray and before.shape == after.shape:
+                    with contextlib.suppress(Exception):
+                        np.copyto(before, after, casting="unsafe")
         return reply["result"]
 
 
@@ -261,7 +257,7 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
         elif not meta.get("grade") and cell.cell_type == "code":
             cells.append(("setup", cell.source))
             setup_sources.append(cell.source)
-    runner = Runner(cells, verifiable(lesson), files_from, hide, timeout)
+    runner = Runner(cells, lesson.startswith(NUMPY_LESSON_PREFIXES), files_from, hide, timeout)
     verdicts: dict[str, CellVerdict] = {}
     try:
         try:
@@ -292,6 +288,7 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
             gid = _meta(cell).get("grade_id")
             if gid not in test_ids:
                 continue
+            runner.defs = "" if runner.numpy_only else objects.definitions(cell.source)
             try:
                 with _quiet():
                     exec(compile(textwrap.dedent(cell.source), f"<{gid}>", "exec"), dict(namespace))
@@ -385,34 +382,12 @@ def rerun(source_nb, student_nb, test_ids: list[str], files_from: pathlib.Path |
     return verdicts
 
 
-def _start_rerun(sandbox: pathlib.Path, uid: int | None, cfg: dict):
-    """Start autograder/rerun.py in the sandbox: forked from this worker's zygote (libraries already
-    imported) when there is one, else as a new process. Returns (process, request fd, verdict fd, stderr fd)."""
-    from .execute import ForkedProcess, live_zygote
-
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    zygote = live_zygote()
-    if zygote is not None:
-        fifos = [str(sandbox / name) for name in ("to_rerun", "from_rerun", "rerun_stderr")]
-        for path in fifos:
-            os.mkfifo(path, 0o600)
-            if uid is not None:
-                os.chown(path, uid, uid)
-        # Read-write ends: opening never blocks, and writes cannot fail before the child has opened its ends.
-        fds = [os.open(path, os.O_RDWR | os.O_NONBLOCK) for path in fifos]
-        pid = zygote.spawn([], env, cfg, rerun_fifos=fifos)
-        return ForkedProcess(zygote, pid), fds[0], fds[1], fds[2]
-    proc, to_child, from_child = _sandboxed_script(RERUN_PY, [], sandbox, cfg)
-    os.set_blocking(to_child, False)
-    os.set_blocking(from_child, False)
-    return proc, to_child, from_child, proc.stderr.fileno()
-
-
 def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token):
     """One run of autograder/rerun.py. Returns (outcome, index of the cell running at the end, reason)."""
-    sandbox, uid = new_sandbox(files_from)
-    cfg = sandbox_config(sandbox, uid, dict(KERNEL_LIMITS), hide)
-    proc, to_child, from_child, err_fd = _start_rerun(sandbox, uid, cfg)
+    proc = isolation.start_script(RERUN_PY, [], files_from, hide, warm=True)
+    to_child, from_child, err_fd = proc.to_child, proc.from_child, proc.stderr
+    os.set_blocking(to_child, False)
+    os.set_blocking(from_child, False)
     stderr = io.BytesIO()
     current, pending, outcome, why = None, b"", "ended", ""
     request = memoryview(wire.dumps({"token": token, "cells": cells}))
@@ -469,15 +444,5 @@ def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token
                     why = f"the process ended (exit status {proc.poll()})"
                 break
     finally:
-        with contextlib.suppress(Exception):
-            proc.kill()
-            proc.wait(timeout=10)
-        for fd in (to_child, from_child) if isinstance(proc, subprocess.Popen) else (to_child, from_child, err_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        with contextlib.suppress(Exception):
-            proc.stderr.close()  # a Popen's stderr pipe (err_fd)
-        import shutil
-
-        shutil.rmtree(sandbox, ignore_errors=True)
+        proc.close()
     return outcome, current, why

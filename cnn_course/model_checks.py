@@ -76,6 +76,10 @@ def _hook_tables(model: nn.Module):
         yield f"global {attr.strip('_').replace('_', ' ')}", len(getattr(_module_mod, attr, None) or {})
 
 
+def left_behind(*args, **kwargs) -> None:
+    """Stands in, in the grader, for a hook the learner's function left on its copy of a model."""
+
+
 def hooks_on(model: nn.Module) -> list[str]:
     """Descriptions of every hook registered on ``model``, its submodules, or globally on all modules."""
     return [f"{n} {description}" for description, n in _hook_tables(model) if n]
@@ -131,9 +135,15 @@ class GradientProbe:
     ``loss.backward()`` *adds* to ``p.grad``. Just before it adds, a tensor hook records this
     pass's own gradient; just after, a post-accumulate hook compares ``p.grad`` with it. They
     differ exactly when the previous step's gradient was still there (no ``zero_grad``).
+    When the learner's code runs in another process, the grader asks that process to
+    watch the models in ``GradientProbe.live`` and adds what it saw to ``stale``.
     """
 
+    live: list = []  # the probes in use now
+
     def __init__(self, model: nn.Module):
+        self.model = model
+        GradientProbe.live.append(self)
         self.backward_passes: dict[str, int] = {}
         self.stale: list[tuple[str, int]] = []
         self._fresh: dict[str, torch.Tensor] = {}
@@ -157,6 +167,8 @@ class GradientProbe:
         for handle in self._handles:
             handle.remove()
         self._handles = []
+        if self in GradientProbe.live:
+            GradientProbe.live.remove(self)
 
     def __enter__(self):
         return self

@@ -64,6 +64,9 @@ class CountTorchCalls(TorchFunctionMode):
 
 
 def torch_calls(fn: Callable, *args, **kwargs) -> int:
+    remote = getattr(fn, "count_torch_calls", None)  # the grader's stand-in for a function run elsewhere
+    if remote is not None:
+        return remote(*args, **kwargs)
     with CountTorchCalls() as counter:
         fn(*copy.deepcopy(args), **kwargs)
     return counter.count
