@@ -15,9 +15,11 @@ in a notebook does not change how answers are judged. Results must be real
 
 from __future__ import annotations
 
+import _thread
 import copy
 import itertools
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -111,13 +113,32 @@ class _NoForbiddenCalls:
                 self.found = f"{module}.{name}"
 
     def __enter__(self):
+        # Every thread the call starts is profiled too (through threading or _thread): a NumPy
+        # exercise may not hand its work to torch on another thread either.
         self._previous = sys.getprofile()
+        self._starts = [(module, module.__dict__[name]) for module, name in
+                        ((_thread, "start_new_thread"), (threading, "_start_new_thread"))]
+        guard, start = self, self._starts[0][1]
+
+        def start_profiled(function, args, kwargs=None, _start=start, _setprofile=sys.setprofile):
+            def profiled(*a, **k):
+                _setprofile(guard)
+                return function(*a, **k)
+            return _start(profiled, args, kwargs or {})
+
+        for module, _ in self._starts:
+            module.__dict__[_start_names[module.__name__]] = start_profiled
         sys.setprofile(self)
         return self
 
     def __exit__(self, *exc):
         sys.setprofile(self._previous)
+        for module, original in self._starts:
+            module.__dict__[_start_names[module.__name__]] = original
         return False
+
+
+_start_names = {"_thread": "start_new_thread", "threading": "_start_new_thread"}
 
 
 def call_learner(fn: Callable, *args: Any, numpy_only: bool = False, name: str | None = None, **kwargs: Any) -> Any:

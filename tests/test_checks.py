@@ -161,3 +161,30 @@ def test_compare_with_reference_reports_the_failing_case():
 def test_string_hint_is_shown_for_a_shape_mismatch():
     text = message(checks.expect_close, np.zeros((3, 3)), np.zeros((4, 4)), hint="output is (H - kh + 1) wide")
     assert "expected shape (4, 4), got (3, 3)" in text and "output is (H - kh + 1) wide" in text
+
+
+@pytest.mark.parametrize("start", ["threading", "_thread"])
+def test_numpy_only_holds_in_threads_the_call_starts(start):
+    """Handing the work to torch on another thread is caught as well (the arm's-length runner has no torch at all)."""
+    import threading
+    import time
+
+    torch = pytest.importorskip("torch")
+
+    def via_thread(x):
+        out = {}
+        work = lambda: out.setdefault("y", torch.as_tensor(x).mul(2).numpy())  # noqa: E731
+        if start == "threading":
+            t = threading.Thread(target=work)
+            t.start()
+            t.join()
+        else:
+            import _thread
+
+            _thread.start_new_thread(work, ())
+            time.sleep(0.3)
+        return out["y"]
+
+    with pytest.raises(checks.CheckFailed, match="called torch"):
+        checks.call_learner(via_thread, np.ones(3), numpy_only=True, name="via_thread")
+    assert threading._start_new_thread.__name__ == "start_new_thread"  # put back afterwards
