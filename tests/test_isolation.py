@@ -256,9 +256,9 @@ def running(marker: str) -> list[int]:
 def test_children_die_with_their_zygote(tmp_path):
     z = isolation.start_zygote([])
     try:
-        script = tmp_path / "sleep_for_the_zygote_test.py"
+        script = tmp_path / "sleep_for_the_zygote_test.py"  # copied into the child's folder, run from there
         script.write_text("import time\ntime.sleep(120)\n")
-        isolation.start_script(str(script), [], None, warm=False)
+        isolation.start_script(script.name, [], tmp_path, warm=False)
         for _ in range(100):
             if running(script.name):
                 break
