@@ -37,6 +37,8 @@ from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Dict, Integer, List, Unicode
 
+from .limits import cell_key
+
 SANDBOX_PY = str(pathlib.Path(__file__).with_name("sandbox.py"))
 ZYGOTE_PY = str(pathlib.Path(__file__).with_name("zygote.py"))
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -278,6 +280,8 @@ def _where(cell: NotebookNode, index: int) -> str:
 
 class ResilientExecute(Execute):
     submission_timeout = Integer(600, help="Wall-clock seconds for the whole notebook").tag(config=True)
+    cell_limits = Dict({}, help="seconds per cell, measured on the instructor's notebook: "
+                             "{lesson: {cell key: s}} (autograder.limits)").tag(config=True)
     limits = Dict({}, help="autograder.sandbox limits: memory_mib, cpu_s, file_mib, nproc").tag(config=True)
     hide = List(Unicode(), help="paths the kernel must not see").tag(config=True)
     sandboxed = Integer(1, help="0 to run the kernel without autograder/sandbox.py").tag(config=True)
@@ -330,6 +334,10 @@ class ResilientExecute(Execute):
 
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
+        lesson = (getattr(self, "resources", None) or {}).get("nbgrader", {}).get("assignment")
+        fitted = self.cell_limits.get(lesson, {}).get(cell_key(cell)) if self.cell_limits and cell else None
+        if fitted is not None:  # what this cell needs, measured on the grading machine
+            timeout = fitted if timeout is None else min(timeout, fitted)
         remaining = max(1, int(self._deadline - time.monotonic()))
         return remaining if timeout is None else min(timeout, remaining)
 

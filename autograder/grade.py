@@ -18,7 +18,7 @@ import shutil
 
 from tqdm.auto import tqdm
 
-from . import repair
+from . import limits, repair
 from .collect import Submission
 from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, course_config, ensure_tools_on_path
 from .verify import rerun, verifiable, verify
@@ -27,7 +27,8 @@ _worker: dict = {}
 
 
 def prepare_workspace(root: pathlib.Path, work: pathlib.Path, lessons: list[str], db_url: str) -> dict[str, float]:
-    """Copy the lessons' source into ``work/source`` and register them in the gradebook.
+    """Copy the lessons' source into ``work/source``, fit their cells' time limits (:mod:`autograder.limits`),
+    and register them in the gradebook.
 
     Returns each lesson's maximum score.
     """
@@ -42,6 +43,8 @@ def prepare_workspace(root: pathlib.Path, work: pathlib.Path, lessons: list[str]
     import random
     import time
 
+    if limits.FIT:  # per-cell time limits from one run of each lesson's notebook on this machine
+        limits.measure_lessons(work / "source", lessons, work / "cell_limits.json")
     api = _make_api(work, db_url)
     for lesson in lessons:
         # Several graders sharing one database (--shard) may register the same lesson at
@@ -64,6 +67,7 @@ def _make_api(work: pathlib.Path, db_url: str, hide: list[str] | None = None):
     ensure_tools_on_path()
     config = course_config(work, source="source", release="release", db_url=db_url)
     config.ResilientExecute.hide = list(config.ResilientExecute.hide) + list(hide or [])
+    config.ResilientExecute.cell_limits = limits.load(work / "cell_limits.json")
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 

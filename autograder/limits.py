@@ -1,0 +1,112 @@
+"""Time limits that fit the cell: measured on the instructor's notebook when the grading workspace is prepared.
+
+A learner's infinite loop in one function hangs every cell that calls it; with one
+global limit (``CELL_TIMEOUT_S``) each of those cells costs the whole limit. Here the
+instructor's notebook runs once per lesson and grading run, on the grading machine
+(with the lesson's modules imported first when kernels are forked from a warm
+process, as they then are), and gets, at most ``CELL_TIMEOUT_S``:
+
+- each test cell ``max(TEST_FLOOR_S, TEST_FACTOR x what it took)``: generous, a slow
+  but correct answer must keep its points;
+- each demo cell (the release's own code, unchanged by the student)
+  ``max(DEMO_FLOOR_S, DEMO_FACTOR x what it took)``: tighter, since no test depends on a
+  demo cell (docs/authoring.md), so its timeout costs no points.
+
+Solution and setup cells, and cells the student wrote or changed, keep the global
+limit: their work is the student's and a timeout there costs more than one exercise.
+
+Cells are named by :func:`cell_key`: a test cell by its grade id, any other cell by
+a digest of its code (ignoring line endings and trailing spaces).
+:class:`autograder.execute.ResilientExecute` reads the limits from its ``cell_limits``
+trait, ``{lesson: {key: seconds}}``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+
+from .config import CELL_TIMEOUT_S, PRELOAD
+from .repair import code_of
+
+FIT = os.environ.get("CNN_GRADER_FIT_LIMITS", "1") != "0"  # 0: every cell gets the global limit
+TEST_FLOOR_S, TEST_FACTOR = 5.0, 10.0
+DEMO_FLOOR_S, DEMO_FACTOR = 2.0, 3.0
+# The measuring run's kernel is configured as a grading kernel is (one thread per library, the smoke mode).
+MEASURE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "MPLBACKEND": "Agg",
+               "PYTHONDONTWRITEBYTECODE": "1", "CNN_COURSE_MODE": "smoke"}
+
+
+def cell_key(cell) -> str | None:
+    """A test cell's grade id; for an unmarked code cell, a digest of its code; None for the rest."""
+    meta = cell.metadata.get("nbgrader", {}) or {}
+    if meta.get("grade") and not meta.get("solution"):
+        return meta.get("grade_id")
+    if meta or cell.cell_type != "code":
+        return None
+    return "code:" + hashlib.sha1(code_of(cell.source).encode()).hexdigest()[:16]
+
+
+def limit(key: str, seconds: float) -> int:
+    floor, factor = (DEMO_FLOOR_S, DEMO_FACTOR) if key.startswith("code:") else (TEST_FLOOR_S, TEST_FACTOR)
+    return int(min(CELL_TIMEOUT_S, max(floor, factor * seconds)) + 0.999)
+
+
+def _seconds(cell) -> float | None:
+    timing = cell.metadata.get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not start or not end:
+        return None
+    parse = datetime.datetime.fromisoformat
+    return (parse(end.replace("Z", "+00:00")) - parse(start.replace("Z", "+00:00"))).total_seconds()
+
+
+def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
+    """Run the instructor's ``notebook`` once (a copy of its folder as the working directory) and
+    return the limit of every cell :func:`cell_key` names. Cells that fail get no limit (the global
+    one applies)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    try:  # moving to autograder.isolation
+        from .isolation import modules_imported_by
+    except ImportError:
+        from .execute import modules_imported_by
+
+    nb = nbformat.read(notebook, as_version=4)
+    if preload:  # what the zygote imports before it forks a kernel, left out of the cells' times
+        modules = ["ipykernel.kernelapp", *modules_imported_by([notebook])]
+        nb.cells.insert(0, nbformat.v4.new_code_cell(
+            f"import importlib\nfor _m in {modules!r}:\n    try:\n        importlib.import_module(_m)\n"
+            "    except Exception:\n        pass"))
+    with tempfile.TemporaryDirectory(prefix="cnn-measure-") as scratch:
+        folder = pathlib.Path(scratch) / "lesson"
+        shutil.copytree(notebook.parent, folder, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
+        client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
+                                record_timing=True, resources={"metadata": {"path": str(folder)}},
+                                extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"])
+        client.execute(env={**os.environ, **MEASURE_ENV}, cwd=str(folder))
+    limits = {}
+    for cell in nb.cells[1 if preload else 0:]:
+        key, seconds = cell_key(cell), _seconds(cell)
+        failed = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+        if key and seconds is not None and not failed:
+            limits[key] = max(limits.get(key, 0), limit(key, seconds))
+    return limits
+
+
+def measure_lessons(source: pathlib.Path, lessons: list[str], into: pathlib.Path) -> dict[str, dict[str, int]]:
+    """:func:`measure` every lesson's notebook under ``source``; write the limits to ``into`` (JSON)."""
+    limits = {lesson: measure(source / lesson / f"{lesson}.ipynb") for lesson in lessons}
+    into.write_text(json.dumps(limits, indent=1, sort_keys=True))
+    return limits
+
+
+def load(path: pathlib.Path) -> dict[str, dict[str, int]]:
+    return json.loads(path.read_text()) if path.is_file() else {}

@@ -1,0 +1,66 @@
+"""autograder/limits.py: per-cell time limits fitted to the instructor's notebook, and ResilientExecute using them."""
+
+import pathlib
+import time
+
+import nbformat
+import pytest
+
+from autograder import limits
+from autograder.config import CELL_TIMEOUT_S, lesson_ids
+from autograder.execute import ResilientExecute
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _meta(cell) -> dict:
+    return cell.metadata.get("nbgrader", {})
+
+
+@pytest.mark.parametrize("lesson", lesson_ids(ROOT))
+def test_cell_keys_name_test_and_demo_cells_alike_in_source_release_and_windows_copy(lesson):
+    source = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
+    release = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    keys = [limits.cell_key(c) for c in source.cells]
+    assert keys == [limits.cell_key(c) for c in release.cells]
+    for cell, key in zip(source.cells, keys):
+        meta = _meta(cell)
+        if meta.get("grade") and not meta.get("solution"):
+            assert key == meta["grade_id"]
+        elif meta or cell.cell_type != "code":  # solution, setup and markdown cells keep the global limit
+            assert key is None
+        else:
+            assert key.startswith("code:")
+            cell.source = cell.source.replace("\n", "  \r\n")
+            assert limits.cell_key(cell) == key
+
+
+def test_limits_are_generous_for_tests_tighter_for_demos_and_capped():
+    assert limits.limit("test_f", 0.01) == limits.TEST_FLOOR_S
+    assert limits.limit("test_f", 2.0) == 20
+    assert limits.limit("test_f", 1000.0) == CELL_TIMEOUT_S
+    assert limits.limit("code:abc", 0.01) == limits.DEMO_FLOOR_S
+    assert limits.limit("code:abc", 2.0) == 6
+
+
+def test_resilient_execute_gives_each_cell_its_lessons_limit():
+    executor = ResilientExecute(timeout=CELL_TIMEOUT_S, cell_limits={"02_convolution": {"test_f": 7}})
+    executor._deadline = time.monotonic() + 1000
+    test = nbformat.v4.new_code_cell("f()", metadata={"nbgrader": {"grade": True, "grade_id": "test_f"}})
+    mine = nbformat.v4.new_code_cell("f()")
+    executor.resources = {"nbgrader": {"assignment": "02_convolution"}}
+    assert executor._get_timeout(test) == 7
+    assert executor._get_timeout(mine) == CELL_TIMEOUT_S  # a cell the instructor's notebook does not have
+    assert executor._get_timeout(None) == CELL_TIMEOUT_S  # nbclient's own requests (kernel_info)
+    executor.resources = {"nbgrader": {"assignment": "03_padding_and_stride"}}
+    assert executor._get_timeout(test) == CELL_TIMEOUT_S
+
+
+@pytest.mark.slow
+def test_measuring_lesson_02_limits_every_test_and_demo_cell(tmp_path):
+    notebook = ROOT / "solutions" / "02_convolution" / "02_convolution.ipynb"
+    fitted = limits.measure(notebook)
+    keys = {limits.cell_key(c) for c in nbformat.read(notebook, as_version=4).cells} - {None}
+    assert set(fitted) == keys
+    assert all(limits.DEMO_FLOOR_S <= s <= CELL_TIMEOUT_S for s in fitted.values())
+    assert all(s >= limits.TEST_FLOOR_S for k, s in fitted.items() if not k.startswith("code:"))
