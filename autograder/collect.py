@@ -61,7 +61,7 @@ def collect_one(submissions_dir: pathlib.Path, student_id: str, lesson: str) -> 
     sub.file = notebook.name
     problem = check_notebook(sub.notebook)
     if problem:
-        sub.status, sub.reason = "failed", (f"{why}: " if why else "") + problem
+        sub.status, sub.reason = "failed", (f"in '{notebook.name}': " if why else "") + problem
     return sub
 
 

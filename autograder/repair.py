@@ -36,7 +36,7 @@ import nbformat
 from nbformat import NotebookNode
 
 # What browsers, Colab, Canvas and file managers do to a notebook's name.
-_NAME_NOISE = re.compile(r"^(?:copy of |copia de |kopie von |copie de )+|(?: - copy| \(\d+\)|-\d+|_\d+| copy)+$",
+_NAME_NOISE = re.compile(r"^(?:copy[ _]of[ _]|copia de |kopie von |copie de )+|(?: - copy| \(\d+\)|-\d+|_\d+| copy)+$",
                          re.IGNORECASE)
 # The whole lesson folder a check or a kernel gets, at most (the course's files plus a checkpoint).
 LESSON_FILES_MAX_BYTES = 512 * 2**20
@@ -115,8 +115,10 @@ def write(nb: NotebookNode, path: pathlib.Path) -> None:
 def lesson_of(name: str, lessons: list[str]) -> str | None:
     """The lesson a notebook's file name means ("Copy of 02_convolution (1).ipynb" -> 02_convolution)."""
     stem = name[:-len(".ipynb")] if name.endswith(".ipynb") else name
-    stem = _NAME_NOISE.sub("", stem.strip()).strip()
-    return stem if stem in lessons else None
+    for candidate in (stem, _NAME_NOISE.sub("", stem.strip()).strip()):
+        if candidate in lessons:
+            return candidate
+    return None
 
 
 def find_notebook(folder: pathlib.Path, lesson: str) -> tuple[pathlib.Path | None, str]:

@@ -246,6 +246,14 @@ def make(kind: str, lesson: str, **replace: str) -> tuple[str, bytes]:
     return name, result if isinstance(result, bytes) else text(result).encode()
 
 
+def looping(lesson: str) -> dict[str, str]:
+    """The first function of ``lesson`` with an infinite loop before its work (for ``replace``)."""
+    nb = student_notebook(lesson)
+    name = gid(nb.cells[first_exercise(nb)[0]])
+    return {name: solution_cells(lesson)[name].replace("### BEGIN SOLUTION", "### BEGIN SOLUTION\n    while True:\n"
+                                                       "        pass", 1)}
+
+
 def expected_note(kind: str, lesson: str) -> str | None:
     nb = student_notebook(lesson)
     s, t = first_exercise(nb)

@@ -56,7 +56,7 @@ def test_canvas_and_moodle_layouts_lose_no_student_and_list_every_file(tmp_path)
     with (subs / f"{LESSON}_intake.csv").open() as f:
         rows = {row["file"]: row for row in csv.DictReader(f)}
     assert sorted(rows) == sorted(CLASS)
-    for path, (student, taken) in CLASS.items():
+    for path, (_, taken) in CLASS.items():
         assert rows[path]["collected"] == ("yes" if taken else "no"), path
         if not taken:
             assert rows[path]["note"] and f"not collected: {path}: {rows[path]['note']}" in result.stdout

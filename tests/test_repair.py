@@ -123,3 +123,25 @@ def test_lesson_files_never_take_the_folder_around_the_notebook(tmp_path):
         assert sorted(p.name for p in stage.iterdir()) == ["cifar10_model.pt"]
     finally:
         shutil.rmtree(stage)
+
+
+def test_collect_finds_a_renamed_notebook_and_says_which_one_is_broken(tmp_path):
+    from autograder.collect import collect
+
+    lesson = "02_convolution"
+    messy.put(tmp_path, "colab", lesson, "colab_copy")
+    (tmp_path / "broken" / lesson).mkdir(parents=True)
+    (tmp_path / "broken" / lesson / f"{lesson} (1).ipynb").write_text('{"cells": [')
+    (tmp_path / "absent").mkdir()
+    subs = {s.student_id: s for s in collect(tmp_path, [lesson])}
+    assert subs["colab"].status == "pending" and subs["colab"].notebook.name == f"Copy of {lesson}.ipynb"
+    assert subs["broken"].status == "failed"
+    assert subs["broken"].reason.startswith(f"in '{lesson} (1).ipynb': the notebook is not valid JSON")
+    assert subs["absent"].status == "missing"
+
+
+@pytest.mark.parametrize("name", ["Copy of 02_convolution.ipynb", "Copy_of_02_convolution.ipynb",
+                                  "02_convolution (2).ipynb", "02_convolution-1.ipynb", "02_convolution - Copy.ipynb"])
+def test_copy_marks_in_names_mean_the_lesson(name):
+    assert repair.lesson_of(name, LESSONS) == "02_convolution"
+    assert repair.lesson_of(name.replace("02_convolution", "02_convolutions"), LESSONS) is None
