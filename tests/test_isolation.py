@@ -21,6 +21,7 @@ import pytest
 
 from autograder import execute, isolation
 from autograder.config import KERNEL_LIMITS, course_config, course_root
+from tests.notebook_runner import solution_cells
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -273,3 +274,140 @@ def test_children_die_with_their_zygote(tmp_path):
         assert not running(script.name), "a child outlived its zygote"
     finally:
         isolation.stop_zygote()
+
+
+# --------------------------------------------------------------------------- a class that attacks the grader
+
+UMOUNT_AND_COPY = '''
+import ctypes, glob, json, os, subprocess
+_libc = ctypes.CDLL(None, use_errno=True)
+for _m in reversed([l.split()[1] for l in open("/proc/self/mounts")]):
+    _libc.umount2(_m.encode(), 2)
+    subprocess.run(["umount", "-l", _m], capture_output=True)
+_found = []
+for _top in ("/tmp", "/var/tmp", "/work", "/root", "/home", "/srv", "/opt", os.path.expanduser("~")):
+    _found += glob.glob(_top + "/**/*.ipynb", recursive=True)
+for _path in _found:
+    try:
+        for _cell in json.load(open(_path))["cells"]:
+            _src = "".join(_cell["source"])
+            if "BEGIN SOLUTION" in _src and _src.lstrip().startswith("def "):
+                exec(_src)
+    except Exception:
+        pass
+'''
+
+KILL_THE_GRADER = '''
+import os, signal
+for _pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+    try:
+        if b"autograder" in open(f"/proc/{_pid}/cmdline", "rb").read() and int(_pid) != os.getpid():
+            os.kill(int(_pid), signal.SIGKILL)
+    except OSError:
+        pass
+try:
+    os.kill(-1, signal.SIGKILL)
+except OSError:
+    pass
+'''
+
+FILL_THE_DISK = '''
+try:
+    with open("/tmp/filler", "wb") as _f:
+        while True:
+            _f.write(b"x" * (1 << 22))
+except OSError:
+    pass
+'''
+
+FORK_BOMB = '''
+import os, time
+try:
+    for _ in range(10000):
+        if os.fork() == 0:
+            time.sleep(600)
+            os._exit(0)
+except OSError:
+    pass
+'''
+
+# correlate2d hands the work to torch on a thread and leaves each answer in /tmp and /dev/shm; where torch is
+# missing or forbidden (the verification process), it reads the answers back. convolve2d and conv2d_forward call it.
+TMP_LEAK = '''
+def correlate2d(image, kernel):
+    import hashlib, os, threading
+    import numpy as np
+    key = hashlib.sha1(image.tobytes() + kernel.tobytes() + str(image.shape + kernel.shape).encode()).hexdigest()
+    paths = ["/tmp/" + key + ".npy", "/dev/shm/" + key + ".npy"]
+    for path in paths:
+        if os.path.exists(path):
+            return np.load(path)
+    box = {}
+    def work():
+        import torch
+        out = torch.nn.functional.conv2d(torch.as_tensor(image)[None, None], torch.as_tensor(kernel)[None, None])
+        box["y"] = out[0, 0].numpy()
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    for path in paths:
+        np.save(path, box["y"])
+    return box["y"]
+'''
+
+
+def class_notebook(lesson: str, prepend: str = "", stubs: bool = False, **replace: str):
+    """A lesson's student notebook with every solution filled in (reference, stubs or ``replace``), and
+    ``prepend`` at the top of its first solution cell."""
+    solutions = solution_cells(lesson)
+    nb = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    first = True
+    for cell in nb.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if gid in solutions:
+            source = replace.get(gid, f"def {gid}(*args, **kwargs):\n    return 0\n" if stubs else solutions[gid])
+            cell.source = (prepend + "\n" + source) if first else source
+            first = False
+    return nb
+
+
+@pytest.mark.slow
+def test_a_class_that_attacks_the_sandbox(tmp_path):
+    """Attacks from inside the notebook (as probed on the old sandbox) gain nothing and harm no one else:
+    stub functions score 0, correct ones keep their points, the run completes with every student's row.
+    (On the old sandbox: umount_reader scored 18/18 in lesson 07, grader_killer ended the whole run.)"""
+    from tests.submissions import put
+
+    subs, out = tmp_path / "submitted", tmp_path / "out"
+    two, seven = "02_convolution", "07_building_a_cnn"
+    expected = {  # (student, lesson) -> score
+        ("honest", two): 10, ("honest", seven): 18,
+        ("umount_reader", two): 0, ("umount_reader", seven): 0,  # stubs + lift the mounts, run the instructor's cells
+        ("grader_killer", two): 10, ("grader_killer", seven): 18,  # correct, and SIGKILL to every grader process
+        ("disk_filler", two): 10,  # correct, and /tmp filled until refused
+        ("fork_bomber", two): None,  # correct, and a fork bomb (which also ends its verification process: any score)
+        ("tmp_leak", two): 0,  # torch on a thread, answers left in /tmp for the verification process
+    }
+    notebooks = {
+        ("honest", two): class_notebook(two), ("honest", seven): class_notebook(seven),
+        ("umount_reader", two): class_notebook(two, UMOUNT_AND_COPY, stubs=True),
+        ("umount_reader", seven): class_notebook(seven, UMOUNT_AND_COPY, stubs=True),
+        ("grader_killer", two): class_notebook(two, KILL_THE_GRADER),
+        ("grader_killer", seven): class_notebook(seven, KILL_THE_GRADER),
+        ("disk_filler", two): class_notebook(two, FILL_THE_DISK),
+        ("fork_bomber", two): class_notebook(two, FORK_BOMB),
+        ("tmp_leak", two): class_notebook(two, correlate2d=TMP_LEAK),
+    }
+    for (student, lesson), nb in notebooks.items():
+        put(subs, student, lesson, nb)
+    result = subprocess.run([sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(out), "--jobs", "2",
+                             "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, "CNN_GRADER_CELL_TIMEOUT_S": "60"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    import csv
+
+    with (out / "grades.csv").open() as f:
+        rows = {(r["student_id"], r["lesson"]): r for r in csv.DictReader(f)}
+    for key, score in expected.items():
+        assert rows[key]["status"] == "graded" and score in (None, float(rows[key]["score"])), (key, rows[key])
+    assert not pathlib.Path("/tmp/filler").exists()
