@@ -332,6 +332,21 @@ class ResilientExecute(Execute):
             time.sleep(0.05)
         return None
 
+    def _answers(self, within: float = 2.0) -> bool:
+        """Whether the kernel, interrupted after a timeout, runs an empty request within ``within`` s."""
+        from jupyter_core.utils import run_sync
+
+        try:
+            msg_id = self.kc.execute("", silent=True, store_history=False)
+            deadline = time.monotonic() + within
+            while time.monotonic() < deadline:
+                reply = run_sync(self.kc.shell_channel.get_msg)(timeout=max(0.01, deadline - time.monotonic()))
+                if reply.get("parent_header", {}).get("msg_id") == msg_id:
+                    return reply.get("content", {}).get("status") == "ok"
+        except Exception:  # noqa: BLE001 - no answer (queue.Empty), or no kernel left to ask
+            return False
+        return False
+
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
         lesson = (getattr(self, "resources", None) or {}).get("nbgrader", {}).get("assignment")
@@ -379,13 +394,17 @@ class ResilientExecute(Execute):
             self._restart()
             return cell, self.resources
         except CellTimeoutError:  # no reply, not even to the interrupt (e.g. SIGINT ignored)
-            cell.outputs = list(cell.get("outputs", [])) + [_error("CellTimeoutError", "")]
-        timed_out = any(o.get("ename") == "CellTimeoutError" for o in cell.outputs)
+            cell.outputs = list(cell.get("outputs", [])) + [_error("CellTimeoutError", "unanswered")]
+        timed_out = [o for o in cell.outputs if o.get("ename") == "CellTimeoutError"]
         if timed_out:
+            # An interrupted loop leaves the kernel and its state intact: restart only a kernel
+            # that does not answer (SIGINT ignored or caught), which costs the replay of every cell.
+            restart = timed_out[0].get("evalue") == "unanswered" or not self._answers()
             cell.outputs = [o for o in cell.outputs if o.get("output_type") != "error"]
-            cell.outputs.append(_error("CellTimeout", f"timed out in {where} after {limit} s; "
-                                                      "the kernel was restarted for the next cells"))
-            self._restart()
+            cell.outputs.append(_error("CellTimeout", f"timed out in {where} after {limit} s; the kernel was "
+                                                      + ("restarted for the next cells" if restart else "interrupted")))
+            if restart:
+                self._restart()
             return cell, self.resources
         if meta.get("solution") or (meta.get("locked") and not meta.get("grade")):
             if not any(o.get("output_type") == "error" for o in cell.outputs):

@@ -64,3 +64,22 @@ def test_measuring_lesson_02_limits_every_test_and_demo_cell(tmp_path):
     assert set(fitted) == keys
     assert all(limits.DEMO_FLOOR_S <= s <= CELL_TIMEOUT_S for s in fitted.values())
     assert all(s >= limits.TEST_FLOOR_S for k, s in fitted.items() if not k.startswith("code:"))
+
+
+@pytest.mark.slow
+def test_an_interrupted_loop_keeps_the_kernel_and_a_deaf_one_is_restarted(tmp_path):
+    from autograder import isolation
+
+    cells = ["x = 41", "while True:\n    pass", "x += 1\nprint(x)",
+             "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass", "print(x)"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    executor = ResilientExecute(timeout=3, allow_errors=True, interrupt_on_timeout=True, submission_timeout=120)
+    try:
+        executor.preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    finally:
+        isolation.stop_zygote()
+    looped, after, deaf, last = nb.cells[1:]
+    assert looped.outputs[-1]["evalue"] == "timed out in cell 2 after 3 s; the kernel was interrupted"
+    assert after.outputs[0]["text"] == "42\n"  # same kernel, same state
+    assert deaf.outputs[-1]["evalue"] == "timed out in cell 4 after 3 s; the kernel was restarted for the next cells"
+    assert last.outputs[-1]["ename"] == "NameError"  # a new kernel: x was never replayed
