@@ -239,6 +239,8 @@ def test_grade_refuses_weaker_isolation_unless_accepted(tmp_path, monkeypatch):
     monkeypatch.setenv("CNN_GRADER_ACCEPT_WEAK_ISOLATION", "1")
     try:
         assert isolation.start_zygote([]).strict is False
+        out = run(["import os\nprint('report', os.environ['CNN_SANDBOX_REPORT'])"], tmp_path)
+        assert "namespaces" not in out[0] and "memory=" in out[0], out  # a fresh folder and the limits, as documented
     finally:
         isolation.stop_zygote()
 
