@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import functools
 import json
 import pathlib
 import re
@@ -84,6 +85,14 @@ def read(path: pathlib.Path) -> tuple[NotebookNode, list[str]]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             nb = nbformat.reads(text, as_version=4)
+            for cell in nb.cells:  # fields some tools leave out, or add where they do not belong
+                cell.setdefault("metadata", {})
+                if cell.get("cell_type") == "code":
+                    cell.setdefault("outputs", [])
+                    cell.setdefault("execution_count", None)
+                else:
+                    cell.pop("outputs", None)
+                    cell.pop("execution_count", None)
             if nb.nbformat_minor < 5 or any("id" not in c for c in nb.cells):
                 nb.nbformat_minor = max(nb.nbformat_minor, 5)
             taken: set[str] = set()
@@ -157,17 +166,24 @@ def _is_test(meta: dict) -> bool:
 
 
 def code_of(source: str) -> str:
-    """A cell's code without the differences an editor makes: line endings, trailing spaces, blank ends."""
+    """A cell's code without the differences an editor makes: line endings, tabs, trailing spaces, blank ends."""
     lines = source.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join(line.rstrip() for line in lines).strip("\n")
+    return "\n".join(line.expandtabs(4).rstrip() for line in lines).strip("\n")
 
 
-def compiles(source: str) -> bool:
-    """Whether a cell's source is valid IPython (magics and ``!`` commands allowed)."""
+@functools.lru_cache(maxsize=4096)
+def _python(source: str) -> str:
+    """A cell's source as the Python IPython runs (magics and ``!`` commands turned into calls)."""
     from IPython.core.inputtransformer2 import TransformerManager
 
+    return TransformerManager().transform_cell(source)
+
+
+@functools.lru_cache(maxsize=4096)
+def compiles(source: str) -> bool:
+    """Whether a cell's source is valid IPython."""
     try:
-        compile(TransformerManager().transform_cell(source), "<cell>", "exec",
+        compile(_python(source), "<cell>", "exec",
                 flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT, dont_inherit=True)
         return True
     except (SyntaxError, ValueError):
@@ -180,10 +196,8 @@ def _as_code(cell: NotebookNode) -> None:
 
 
 def _defines(source: str, name: str) -> bool:
-    from IPython.core.inputtransformer2 import TransformerManager
-
     try:
-        tree = ast.parse(TransformerManager().transform_cell(source))
+        tree = ast.parse(_python(source))
     except (SyntaxError, ValueError):
         return False
     return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name
@@ -310,7 +324,7 @@ def restore_locked(nb, release, source=None) -> list[str]:
     source's), not its line endings or trailing spaces.
     """
     original = {_gid(c): code_of(c.source) for c in (source or release).cells}
-    deleted, altered = [], []
+    deleted, altered, retyped = [], [], []
     position = 0
     for cell in release.cells:
         meta = _meta(cell)
@@ -321,10 +335,12 @@ def restore_locked(nb, release, source=None) -> list[str]:
         index = next((i for i, c in enumerate(nb.cells) if _gid(c) == gid), None)
         if index is not None:
             mine = nb.cells[index]
-            if locked and (mine.cell_type != "code" or code_of(mine.source)
-                           not in (code_of(cell.source), original.get(gid))):
-                if meta.get("grade"):
+            changed = code_of(mine.source) not in (code_of(cell.source), original.get(gid))
+            if locked and (mine.cell_type != "code" or changed):
+                if meta.get("grade") and changed:
                     altered.append(gid)
+                elif meta.get("grade"):
+                    retyped.append(f"{gid} (turned into {mine.cell_type})")
                 nb.cells[index] = restored = copy.deepcopy(cell)
                 restored.id = mine.get("id", restored.get("id"))
             position = index + 1
@@ -341,6 +357,8 @@ def restore_locked(nb, release, source=None) -> list[str]:
         notes.append(f"test cells deleted and restored: {', '.join(deleted)}")
     if altered:
         notes.append(f"test cells were altered and restored: {', '.join(altered)}")
+    if retyped:
+        notes.append(f"test cells restored as code: {', '.join(retyped)}")
     return notes
 
 

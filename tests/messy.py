@@ -203,6 +203,21 @@ def solution_as_raw(nb, lesson):  # pressed R in command mode
     return name, nb
 
 
+def markdown_test_cell(nb, lesson):  # pressed M on a test cell
+    _, t = first_exercise(nb)
+    nb.cells[t].cell_type = "markdown"
+    nb.cells[t].pop("outputs", None)
+    nb.cells[t].pop("execution_count", None)
+    return clean(nb, lesson)
+
+
+def bare_cells(nb, lesson):  # a tool that writes code cells without outputs or execution counts
+    for cell in nb.cells:
+        cell.pop("outputs", None)
+        cell.pop("execution_count", None)
+    return clean(nb, lesson)
+
+
 def retyped_solution(nb, lesson):  # deleted the solution cell and wrote the function in a new cell
     s, _ = first_exercise(nb)
     nb.cells[s] = nbformat.v4.new_code_cell(nb.cells[s].source)
@@ -222,7 +237,7 @@ KINDS = {f.__name__: f for f in (
     clean, copied_test, duplicated_solution, colab_copy, browser_download, byte_order_mark, windows_line_endings,
     trailing_spaces, colab, vscode, custom_kernel, jupyterlab_metadata, older_nbformat, shell_and_magics,
     added_cells, split_solution, split_solution_unmarked, solution_below_tests, solution_as_markdown,
-    solution_as_raw, retyped_solution, reordered_demo)}
+    solution_as_raw, markdown_test_cell, bare_cells, retyped_solution, reordered_demo)}
 
 # What the reason must say (a substring; {s} is the first solution's grade id, {t} its first test's,
 # {lesson} the lesson); None: nothing about the notebook's form.
@@ -235,7 +250,8 @@ NOTES = {
     "added_cells": None, "split_solution": "solution cell {s} was split into 2 cells",
     "split_solution_unmarked": "solution cell {s} was split into 2 cells",
     "solution_below_tests": "solution cell {s} was below its tests", "solution_as_markdown": "turned into markdown",
-    "solution_as_raw": "turned into raw", "retyped_solution": "solution cell {s} had lost its grading mark",
+    "solution_as_raw": "turned into raw", "markdown_test_cell": "test cells restored as code: {t} (turned into markdown)",
+    "bare_cells": None, "retyped_solution": "solution cell {s} had lost its grading mark",
     "reordered_demo": None,
 }
 
