@@ -163,6 +163,13 @@ print("written_mib", written >> 20)
     assert int(facts["written_mib"]) <= KERNEL_LIMITS["disk_mib"], out  # a tmpfs of that size, not the grader's disk
 
 
+def test_memory_is_limited(zygote, tmp_path):
+    over = (KERNEL_LIMITS["memory_mib"] + 512) * 2 ** 17  # float64s: 512 MiB more than the limit
+    out = run([f"import numpy\ntry:\n    keep = numpy.ones({over}); print('allocated')\n"
+               "except MemoryError:\n    print('refused')"], tmp_path)
+    assert out[0] == "refused\n", out
+
+
 def test_a_fork_bomb_is_refused_and_dies_with_the_kernel(zygote, tmp_path):
     out = run(['''
 import os, time
