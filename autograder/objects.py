@@ -42,15 +42,16 @@ def definitions(cell_source: str) -> str:
     return ast.unparse(ast.Module([n for n in body if isinstance(n, (ast.ClassDef, ast.FunctionDef))], []))
 
 
-def dumps_call(args: tuple, kwargs: dict, student_names: dict) -> bytes:
-    """Pickle a call's arguments for the student's process. ``student_names``: id(proxy) -> name."""
+def dumps_call(args: tuple, kwargs: dict, theirs: dict) -> bytes:
+    """Pickle a call's arguments for the student's process. ``theirs``: id(stand-in) -> ("student", name) for
+    a student's function, ("handle", number) for an object that lives there (a model the student built)."""
     from .wire import NotData
 
     class Pickler(pickle.Pickler):
         def persistent_id(self, obj):
-            name = student_names.get(id(obj))
-            if name is not None:
-                return ("student", name)
+            reference = theirs.get(id(obj))
+            if reference is not None:
+                return reference
             if isinstance(obj, (type, types.FunctionType)) and getattr(obj, "__module__", None) == "__main__":
                 if "<" in obj.__qualname__:
                     raise NotData(f"{obj.__qualname__} (define it at the top level of the test cell)")
@@ -144,13 +145,43 @@ def _add_hooks(table, count) -> None:
 
 # --------------------------------------------------------------------------- student side
 
-def loads_call(data: bytes, test_namespace: dict, student_namespace: dict):
+def loads_call(data: bytes, test_namespace: dict, student_namespace: dict, handles: list):
     class Unpickler(pickle.Unpickler):
         def persistent_load(self, pid):
             kind, name = pid
+            if kind == "handle":
+                return handles[name]
             return (student_namespace if kind == "student" else test_namespace)[name]
 
     return Unpickler(io.BytesIO(data)).load()
+
+
+def keep_handles(value, handles: list):
+    """``value`` with every module in it replaced by a :class:`wire.Handle` (the module is kept in ``handles``)."""
+    from torch import nn
+
+    from .wire import Handle
+
+    if isinstance(value, nn.Module):
+        handles.append(value)
+        return Handle(len(handles) - 1)
+    if type(value) in (list, tuple):
+        return type(value)(keep_handles(v, handles) for v in value)
+    if type(value) is dict:
+        return {k: keep_handles(v, handles) for k, v in value.items()}
+    return value
+
+
+def signature(fn) -> list | None:
+    """A function's parameters as data: [name, kind, has a default, the default if it is plain data, else None]."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    return [[p.name, int(p.kind), p.default is not p.empty,
+             p.default if p.default is None or type(p.default) in PLAIN else None] for p in params]
 
 
 def global_hooks() -> list[int]:

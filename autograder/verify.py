@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import io
 import os
 import pathlib
@@ -37,7 +38,7 @@ from . import isolation, objects, wire
 from .config import CELL_TIMEOUT_S, SUBMISSION_TIMEOUT_S
 
 NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
-ARMS_LENGTH_PREFIXES = (*NUMPY_LESSON_PREFIXES, "06_", "09_")
+ARMS_LENGTH_PREFIXES = (*NUMPY_LESSON_PREFIXES, "06_", "07_", "08_", "09_")
 RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
 RERUN_PY = str(pathlib.Path(__file__).with_name("rerun.py"))
 
@@ -87,7 +88,9 @@ class Runner:
         self.names: dict[str, str] = {}
         self.status: list[str | None] = []
         self.defs = ""  # the classes and functions of the test cell now running (PyTorch lessons)
-        self.student_names: dict[int, str] = {}  # id(proxy) -> the student's name for it
+        self.theirs: dict[int, tuple] = {}  # id(stand-in) -> how the student's process knows it (autograder.objects)
+        self.kept: list = []  # the stand-ins themselves, so that their ids stay theirs
+        self.signatures: dict[str, list] = {}
 
     def start(self) -> None:
         self.stderr = io.BytesIO()
@@ -115,6 +118,7 @@ class Runner:
                 continue
             break
         self.names, self.status = reply["names"], reply["status"]
+        self.signatures = reply.get("signatures") or {}
 
     def _drain_stderr(self) -> None:
         with contextlib.suppress(Exception):
@@ -151,7 +155,11 @@ class Runner:
     def violation(self) -> str:
         return _violation(self.stderr.getvalue())
 
-    def call(self, name: str, args: tuple, kwargs: dict, value: bool = False, count: bool = False):
+    def stands_for(self, stand_in, reference: tuple) -> None:
+        self.theirs[id(stand_in)] = reference
+        self.kept.append(stand_in)
+
+    def call(self, name: str, args: tuple, kwargs: dict, value: bool = False, count: bool = False, ask: str = ""):
         if self.proc is None:
             self.start()
         if self.numpy_only or value:
@@ -159,11 +167,45 @@ class Runner:
         else:  # PyTorch lessons: the objects themselves, pickled (this direction is trusted), see autograder.objects
             from cnn_course.model_checks import GradientProbe
 
-            pickled = objects.dumps_call(args, kwargs, self.student_names)
+            pickled = objects.dumps_call(args, kwargs, self.theirs)
             watched = [i for i, a in enumerate([*args, *kwargs.values()]) if any(p.model is a for p in GradientProbe.live)]
             wire.send(self.to_child, {"call": name, "pickled": np.frombuffer(pickled, np.uint8), "defs": self.defs,
-                                      "probe": watched, "count": count})
+                                      "probe": watched, "count": count, "ask": ask})
         return self._recv(self.timeout)
+
+    def invoke(self, what: str, name: str, args: tuple, kwargs: dict, count: bool = False, ask: str = ""):
+        """Call ``name`` (or ask a model ``ask``) there; show what it did to the arguments here; return its result."""
+        from cnn_course.checks import CheckFailed
+
+        try:
+            reply = self.call(name, args, kwargs, count=count, ask=ask)
+        except wire.NotData as exc:
+            raise CheckFailed(f"{what} was given {exc}, which the grader cannot pass on") from None
+        except RunnerGone as exc:
+            raise CheckFailed(f"{what}: {exc}") from None
+        if not self.numpy_only:  # what the function did to the test's modules and tensors
+            for obj, report in zip([*args, *kwargs.values()], reply.get("args") or []):
+                objects.apply(obj, report)
+        if "raised" in reply:
+            raise _exception(reply["raised"], reply["message"], reply["builtin"])
+        if "notdata" in reply:
+            raise CheckFailed(f"{what} returned {reply['notdata']}, not data (numbers, arrays, tensors...)")
+        if self.numpy_only:
+            for before, after in zip(args, reply["args"]):  # let the caller see in-place edits
+                if type(before) is np.ndarray and type(after) is np.ndarray and before.shape == after.shape:
+                    with contextlib.suppress(Exception):
+                        np.copyto(before, after, casting="unsafe")
+        return self._models(reply["result"]), reply.get("seconds")
+
+    def _models(self, value):
+        """The result, with each model that stayed in the student's process as a RemoteModel."""
+        if type(value) is wire.Handle:
+            return _remote_model_class()(self, int(value))
+        if type(value) in (list, tuple):
+            return type(value)(self._models(v) for v in value)
+        if type(value) is dict:
+            return {k: self._models(v) for k, v in value.items()}
+        return value
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -188,38 +230,52 @@ class Proxy:
 
     def __init__(self, runner: Runner, name: str):
         self._runner, self.__name__, self.__qualname__ = runner, name, name
-        runner.student_names[id(self)] = name
+        runner.stands_for(self, ("student", name))
+        self.__signature__ = _signature(runner.signatures.get(name))
 
     def __call__(self, *args, **kwargs):
-        return self._call(args, kwargs)
+        result, self.last_call_seconds = self._runner.invoke(self.__name__, self.__name__, args, kwargs)
+        return result  # last_call_seconds: timed where it ran (lesson 03's speed test reads it)
 
     def count_torch_calls(self, *args, **kwargs) -> int:
         """cnn_course.torch_checks.torch_calls, counted in the process where the function runs."""
-        return self._call(args, kwargs, count=True)
+        return self._runner.invoke(self.__name__, self.__name__, args, kwargs, count=True)[0]
 
-    def _call(self, args: tuple, kwargs: dict, count: bool = False):
-        from cnn_course.checks import CheckFailed
 
-        try:
-            reply = self._runner.call(self.__name__, args, kwargs, count=count)
-        except wire.NotData as exc:
-            raise CheckFailed(f"{self.__name__} was given {exc}, which the grader cannot pass on") from None
-        except RunnerGone as exc:
-            raise CheckFailed(f"{self.__name__}: {exc}") from None
-        self.last_call_seconds = reply.get("seconds")  # timed where it ran (lesson 03's speed test reads it)
-        if not self._runner.numpy_only:  # what the function did to the test's modules and tensors
-            for obj, report in zip([*args, *kwargs.values()], reply.get("args") or []):
-                objects.apply(obj, report)
-        if "raised" in reply:
-            raise _exception(reply["raised"], reply["message"], reply["builtin"])
-        if "notdata" in reply:
-            raise CheckFailed(f"{self.__name__} returned {reply['notdata']}, not data (numbers, arrays, tensors...)")
-        if self._runner.numpy_only:
-            for before, after in zip(args, reply["args"]):  # let the caller see in-place edits
-                if type(before) is np.ndarray and type(after) is np.ndarray and before.shape == after.shape:
-                    with contextlib.suppress(Exception):
-                        np.copyto(before, after, casting="unsafe")
-        return reply["result"]
+def _signature(params):
+    """An inspect.Signature from the data the student's process sent, or None."""
+    import inspect
+
+    try:
+        kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                 inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)
+        return inspect.Signature([inspect.Parameter(name, kinds[kind],
+                                                    default=default if has_default else inspect.Parameter.empty)
+                                  for name, kind, has_default, default in params])
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+@functools.cache
+def _remote_model_class():
+    """RemoteModel, made on first use (cnn_course.model_checks imports torch, which NumPy lessons never need)."""
+    from cnn_course.model_checks import Remote
+
+    class RemoteModel(Remote):
+        """A model the student's code built, which stays in the student's process; tests ask it questions
+        (``cnn_course.model_checks.describe``, ``forward``...) and get data back."""
+
+        def __init__(self, runner: Runner, handle: int):
+            self._runner, self.handle = runner, handle
+            runner.stands_for(self, ("handle", handle))
+
+        def ask(self, question: str, *args, **kwargs):
+            return self._runner.invoke(f"the model ({question})", "", (self, *args), kwargs, ask=question)[0]
+
+        def __repr__(self):
+            return f"<the model your code built, kept in its own process (#{self.handle})>"
+
+    return RemoteModel
 
 
 @dataclasses.dataclass

@@ -5,8 +5,8 @@ a JSON header describing the structure, with every array stored as its own
 ``.npy`` member. Nothing in a message can execute code when it is read, so the
 grader never runs anything the student wrote. Values that can cross: None, bool,
 int, float, str, NumPy arrays and scalars (not object arrays), PyTorch tensors (sent
-as their values, as arrays with their dtype, and received as new CPU tensors), and
-tuples, lists and dicts of them.
+as their values, as arrays with their dtype, and received as new CPU tensors),
+:class:`Handle` numbers, and tuples, lists and dicts of them.
 """
 
 from __future__ import annotations
@@ -23,7 +23,11 @@ MAX_MESSAGE = 512 * 1024 * 1024
 
 
 class NotData(TypeError):
-    """A value that cannot cross (a function, a tensor, an object array...)."""
+    """A value that cannot cross (a function, a module, an object array...)."""
+
+
+class Handle(int):
+    """The number by which the process that runs student code knows one of its objects (a model it built)."""
 
 
 def _encode(value, arrays: list):
@@ -31,6 +35,8 @@ def _encode(value, arrays: list):
         return value
     if type(value) is int:
         return {"i": str(value)}
+    if type(value) is Handle:
+        return {"H": str(int(value))}
     if type(value) is float:
         return {"f": repr(value)}
     if type(value) is np.ndarray or isinstance(value, np.generic):
@@ -60,6 +66,8 @@ def _decode(node, arrays):
         raise ValueError("malformed message")
     if "i" in node:
         return int(node["i"])
+    if "H" in node:
+        return Handle(int(node["H"]))
     if "f" in node:
         return float(node["f"])
     if "a" in node:

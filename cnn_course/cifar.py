@@ -566,36 +566,21 @@ def grade_checkpoint(build_model: Callable[[], nn.Module], path=CHECKPOINT, root
     The learner's code (``build_model`` and the model's forward) runs while no label is in
     memory: the model is built, predicts every test image, and only then are the labels
     read, so a model cannot look the answers up in the notebook or in this function's frame.
+    When the grader verifies a notebook, the model and the checkpoint stay in the student's
+    process (:func:`model_checks.predictions` runs there), which never sees a label.
     """
-    from . import checks
-    from .model_checks import call_on
+    from . import model_checks
 
     root = pathlib.Path(root) if root is not None else default_root()
     if layout(root) in (None, "fake"):
         raise DataNotAvailable(f"CIFAR-10 test set not available to the grader (set {ENV_DATA} to a folder "
                                "with cifar-10-batches-py/ or test/<class>/): checkpoint not evaluated")
-    if not pathlib.Path(path).is_file():
-        checks._fail(f"no {path} beside the notebook: train in full mode and submit the file with it")
-    model = call_on(build_model)
-    try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    except Exception as exc:  # noqa: BLE001 - the learner's file, whatever is wrong with it
-        checks._fail(f"{path} does not load into build_model(): {type(exc).__name__}: {str(exc)[:300]}")
+    model = model_checks.call_on(build_model)
     images = load_split(root, train=False, download=False)[0]  # the labels are dropped here, unseen
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    predictions = predict_classes(model.to(device), images)
+    predictions = model_checks.predictions(model, images, MEAN, STD, checkpoint=str(path))
     del model, images
     labels = load_split(root, train=False, download=False)[1]
     return float((predictions == labels).double().mean())
-
-
-@torch.no_grad()
-def predict_classes(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """The class ``model`` predicts (eval mode, no test-time augmentation) for each uint8 image, on the CPU."""
-    device = next(model.parameters()).device
-    model.eval()
-    return torch.cat([model(normalize(images[i:i + batch_size].to(device))).float().argmax(1).cpu()
-                      for i in range(0, len(images), batch_size)])
 
 
 class LivePlot:

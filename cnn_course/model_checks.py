@@ -62,6 +62,144 @@ def call_on(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) ->
     return result
 
 
+# --------------------------------------------------------------------------- models the learner builds
+
+class Remote:
+    """A model that lives in another process: the grader's handle on a model the learner's code built.
+
+    The questions below (``describe``, ``forward``...) are asked where the model is, and
+    their answers are data. Tests that ask them work the same on a model in the notebook.
+    """
+
+    def ask(self, question: str, *args, **kwargs):
+        raise NotImplementedError
+
+
+QUESTIONS: dict[str, Callable] = {}
+
+
+def _question(fn: Callable) -> Callable:
+    """Answered where the model is: here for a model in this process, there for a :class:`Remote` one."""
+    QUESTIONS[fn.__name__] = fn
+
+    @functools.wraps(fn)
+    def ask(model, *args, **kwargs):
+        if _isinstance(model, Remote):
+            return model.ask(fn.__name__, *args, **kwargs)
+        return fn(model, *args, **kwargs)
+
+    return ask
+
+
+@_question
+def describe(model) -> dict:
+    """What a test may know about ``model`` without running it: whether it is an nn.Module, its class, its
+    parameters (name, shape, requires_grad), its state dict's entries (name, shape), its children's class names
+    and whether it has a batch-norm layer."""
+    if not _isinstance(model, nn.Module):
+        return {"module": False, "type": f"{_type(model).__module__}.{_type(model).__qualname__}"}
+    return {"module": True, "class": _type(model).__name__,
+            "parameters": [(n, tuple(p.shape), bool(p.requires_grad)) for n, p in model.named_parameters()],
+            "state": [(k, tuple(v.shape)) for k, v in model.state_dict().items()],
+            "children": [_type(m).__name__ for m in model.children()],
+            "batchnorm": any(_isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())}
+
+
+def _run_model(model, x, name: str = "the model"):
+    try:
+        return model(x)
+    except Exception as exc:
+        raise LearnerError(f"{name} raised {_type(exc).__name__}: {exc}\n  while computing {name}(x) for x of "
+                           f"shape {tuple(x.shape)}") from exc
+
+
+@_question
+def forward(model, x: torch.Tensor, train: bool = False, state: dict | None = None):
+    """``model(x)`` without gradients, in training or eval mode (put back afterwards), after loading ``state``
+    (a state dict) when one is given."""
+    if state is not None:
+        model.load_state_dict(state)
+    was = model.training
+    model.train(train)
+    try:
+        with torch.no_grad():
+            return _run_model(model, x)
+    finally:
+        model.train(was)
+
+
+_SETTINGS = ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups", "padding_mode",
+             "ceil_mode", "in_features", "out_features")
+
+
+@_question
+def leaf_calls(model, x: torch.Tensor) -> list:
+    """The layers (modules without children) in the order ``model(x)`` calls them, in eval mode without
+    gradients: (name in the model, class name, settings such as kernel_size and whether it has a bias)."""
+    names = {id(m): n for n, m in model.named_modules(remove_duplicate=False)}
+    calls, handles = [], []
+    for module in model.modules():
+        if not list(module.children()):
+            handles.append(module.register_forward_hook(lambda m, i, o: calls.append(m)))
+    was = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            _run_model(model, x)
+    finally:
+        model.train(was)
+        for handle in handles:
+            handle.remove()
+    out = []
+    for m in calls:
+        settings = {k: getattr(m, k) for k in _SETTINGS if hasattr(m, k)}
+        settings["bias"] = getattr(m, "bias", None) is not None
+        out.append((names.get(id(m), "?"), _type(m).__name__, settings))
+    return out
+
+
+@_question
+def shares_parameters(model, other) -> bool:
+    """Whether two models hold any parameter tensor in common."""
+    return bool({p.data_ptr() for p in model.parameters()} & {p.data_ptr() for p in other.parameters()})
+
+
+@_question
+def gradient_sums(model, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """One training-mode forward and backward pass of the cross-entropy on (x, y), gradients cleared first:
+    the logits, and the sum of |gradient| of each parameter (None where it got none)."""
+    model.train()
+    model.zero_grad()
+    logits = _run_model(model, x)
+    torch.nn.functional.cross_entropy(logits, y).backward()
+    return {"logits": _detach(logits),
+            "gradients": {n: None if p.grad is None else float(p.grad.abs().sum()) for n, p in model.named_parameters()}}
+
+
+@_question
+def predictions(model, images: torch.Tensor, mean, std, checkpoint: str | None = None,
+                batch_size: int = 500) -> torch.Tensor:
+    """The class ``model`` predicts for each uint8 image (normalised with ``mean`` and ``std`` per channel), in
+    eval mode, after loading the state dict saved in the file ``checkpoint`` (beside the notebook) when given."""
+    import os
+
+    if checkpoint is not None:
+        if not os.path.isfile(checkpoint):
+            _fail(f"no {checkpoint} beside the notebook: train in full mode and submit the file with it")
+        try:
+            model.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=True))
+        except Exception as exc:  # noqa: BLE001 - the learner's file, whatever is wrong with it
+            _fail(f"{checkpoint} does not load into build_model(): {_type(exc).__name__}: {str(exc)[:300]}")
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device)
+    mean = torch.tensor(mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(std, device=device).view(1, 3, 1, 1)
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([_run_model(model, (images[i:i + batch_size].to(device).float() / 255 - mean) / std)
+                          .float().argmax(1).cpu() for i in range(0, len(images), batch_size)])
+
+
 # --------------------------------------------------------------------------- model state
 
 def _hook_tables(model: nn.Module):

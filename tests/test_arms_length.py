@@ -75,7 +75,7 @@ def test_classes_the_test_defines_are_sent_by_name_with_their_source():
     data = objects.dumps_call((namespace["_spy"],), {}, {})
     theirs = {"nn": nn, "__name__": "test"}
     exec(defs, theirs)
-    (spy,), _ = objects.loads_call(data, theirs, {})
+    (spy,), _ = objects.loads_call(data, theirs, {}, [])
     assert type(spy) is theirs["_Spy"]
     with pytest.raises(wire.NotData):
         objects.dumps_call((lambda: 0,), {}, {})

@@ -26,7 +26,6 @@ from tests.submissions import put
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 LESSON = "02_convolution"
-SANDBOX = ROOT / "autograder" / "sandbox.py"
 
 
 def student_notebook(lesson: str = LESSON, **replace: str) -> nbformat.NotebookNode:
@@ -166,53 +165,6 @@ def test_wire_round_trip_and_refuses_code():
             wire.dumps(bad)
 
 
-def sandboxed(code: str, cfg: dict, tmp_path) -> subprocess.CompletedProcess:
-    import json
-
-    cwd = tmp_path / "sbx"
-    cwd.mkdir(exist_ok=True)
-    os.chmod(cwd, 0o777)
-    cfg = {"cwd": str(cwd), **cfg}
-    return subprocess.run([PYTHON, str(SANDBOX), json.dumps(cfg), "--", PYTHON, "-c", code], capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
-
-
-def test_sandbox_hides_paths_blocks_network_and_limits_memory(tmp_path):
-    secret = tmp_path / "secret"
-    secret.mkdir()
-    (secret / "answers.txt").write_text("42")
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(1)
-    port = server.getsockname()[1]
-    code = f'''
-import os, socket, numpy
-print("report", os.environ.get("CNN_SANDBOX_REPORT"))
-print("secret", os.path.exists({str(secret / "answers.txt")!r}))
-try:
-    socket.create_connection(("127.0.0.1", {port}), timeout=3); print("network yes")
-except OSError:
-    print("network no")
-try:
-    x = numpy.ones(2 ** 31 // 8 * 3); print("memory unlimited")
-except MemoryError:
-    print("memory limited")
-'''
-    result = sandboxed(code, {"hide": [str(secret)], "memory_mib": 1024, "uid": 250001,
-                              "must_reach": [os.path.realpath(PYTHON)], "expose": [sys.prefix, sys.base_prefix]},
-                      tmp_path)
-    server.close()
-    out = result.stdout
-    assert "memory limited" in out, result.stdout + result.stderr
-    report = out.split("report", 1)[1].splitlines()[0]
-    if "hidden-paths" in report:
-        assert "secret False" in out
-    else:
-        pytest.skip(f"this system allows no mount namespace (sandbox report: {report})")
-    if "network" in report:
-        assert "network no" in out
-
-
 def test_restore_locked_cells_reports_deleted_and_altered(tmp_path):
     import shutil
 
@@ -319,27 +271,31 @@ def test_an_adversarial_class(tmp_path):
 
 @pytest.mark.slow
 def test_cheats_in_a_pytorch_lesson_lose_their_points(tmp_path):
-    """Lesson 07 (modules, not arrays): the notebook is run again outside the kernel (autograder/rerun.py).
+    """Lesson 07 (modules, not arrays), graded at arm's length like every lesson.
 
     Points: build_seed_cnn 1+2, count_parameters 1+2, layer_shapes 1+3, count_macs 1+3,
-    overfit_batch 1+3 (18). A cheat in count_parameters keeps only build_seed_cnn's 3:
-    every test after the cheat is void, since nothing it checked can be trusted.
+    overfit_batch 1+3 (18). A cheat in count_parameters loses count_parameters' 3 points and
+    nothing else; stubs everywhere score 0, whatever the kernel was made to say, even when
+    the student's process walks its frames to the code that answers the grader.
     """
+    from tests.test_arms_length import FRAME_WALK, stubs
+
     lesson = "07_building_a_cnn"
     wrong = "def count_parameters(model, trainable_only=True):\n    return 0\n"
     lenient = "class _Lenient:\n    def __getattr__(self, name):\n        return lambda *a, **k: None\n"
+    kernel_patch = ("import cnn_course.checks as _c, cnn_course.model_checks as _m\nfor _mod in (_c, _m):\n"
+                    "    for _k, _v in list(vars(_mod).items()):\n"
+                    "        if _k.startswith(('expect', '_fail')) and callable(_v):\n"
+                    "            setattr(_mod, _k, lambda *a, **k: None)\n")
     students = {
         "honest": (student_notebook(lesson), 18, ""),
         "noisy": (student_notebook(lesson, count_parameters="import warnings\nwarnings.warn('harmless')\n"
                                    + solution_cells(lesson)["count_parameters"]), 18, ""),
-        "patcher": (student_notebook(lesson, count_parameters="from cnn_course import checks as _c\n"
-                                     "_c.expect_equal = lambda *a, **k: None\n" + wrong), 3,
-                    "replaced cnn_course.checks.expect_equal"),
+        "patcher": (student_notebook(lesson, count_parameters=kernel_patch + wrong), 15, "outside the notebook kernel"),
         "rebinder": (student_notebook(lesson, count_parameters=lenient + wrong.replace(
-            "    return 0", "    globals()['checks'] = _Lenient()\n    return 0")), 3, "rebound checks"),
-        "ctypes": (student_notebook(lesson, count_parameters=solution_cells(lesson)["count_parameters"].replace(
-            "    ### BEGIN SOLUTION", "    import ctypes\n    ctypes.string_at(id(model), 8)\n    ### BEGIN SOLUTION")), 3,
-                   "used ctypes"),
+            "    return 0", "    globals()['checks'] = _Lenient()\n    return 0")), 15, "outside the notebook kernel"),
+        "stub_walker": (student_notebook(lesson, **stubs(lesson, kernel_patch, FRAME_WALK, "[1.0, 0.0]")), 0,
+                        "outside the notebook kernel"),
     }
     subs, out = tmp_path / "submitted", tmp_path / "out"
     for student, (nb, _, _) in students.items():
