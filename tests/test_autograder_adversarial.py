@@ -256,7 +256,8 @@ def test_an_adversarial_class(tmp_path):
         assert row["status"] == "graded" and float(row["score"]) == expected, (student, row)
         assert words in row["reason"], (student, row)
     assert grades["badjson"]["status"] == "failed" and "not valid JSON" in grades["badjson"]["reason"]
-    assert grades["renamed"]["status"] == "missing" and "expected 02_convolution.ipynb" in grades["renamed"]["reason"]
+    assert grades["renamed"]["status"] == "graded" and grades["renamed"]["score"] == "10"  # a lone notebook under
+    assert grades["renamed"]["reason"] == "graded 'lesson2.ipynb'"  # another name is graded, and the reason says so
 
     # The gradebook agrees with the table, and the feedback explains the verification failure.
     from nbgrader.api import Gradebook
