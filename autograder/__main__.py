@@ -18,20 +18,35 @@ def _usage_error(message: str) -> int:
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    from .release import ReleaseError, release
+    from .release import ReleaseError, link_problems, link_target, release, retarget
 
     root = course_root()
     try:
-        stale = release(root, check=args.check)
+        repository, branch, source = link_target(root, args.repository, args.branch, keep=args.keep_links or args.check)
+        if args.check:
+            problems = link_problems(root, args.repository, args.branch)
+            stale = release(root, check=True)
+        else:
+            changed = retarget(root, repository, branch)
+            stale = release(root)
     except ReleaseError as exc:
         print(f"autograder: {exc}", file=sys.stderr)
         return 1
     if args.check:
+        from cnn_course.links import origin
+
+        found, _ = origin(root)
+        if found and found != repository:
+            print(f"note: origin is {found}; `python -m autograder release` would point the links there")
+        if problems:
+            print("links are stale; run `python -m autograder release`:", *problems, sep="\n  ")
         if stale:
             print("lessons/ is stale; run `python -m autograder release`:", *stale, sep="\n  ")
+        if problems or stale:
             return 1
-        print(f"lessons/ is up to date ({len(lesson_ids(root))} lessons)")
+        print(f"lessons/ is up to date ({len(lesson_ids(root))} lessons); links name {repository} (branch {branch})")
         return 0
+    print(f"links name {repository} (branch {branch}, from {source})" + (": cnn_course/links.py rewritten" if changed else ""))
     print(f"released {len(lesson_ids(root))} lessons into lessons/" + (f" ({len(stale)} files changed)" if stale else ""))
     return 0
 
@@ -171,7 +186,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description="Release and grade the CNN course with nbgrader.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("release", help="regenerate lessons/ from solutions/")
-    p.add_argument("--check", action="store_true", help="change nothing; exit 1 when lessons/ is stale")
+    p.add_argument("--check", action="store_true",
+                   help="change nothing; exit 1 when lessons/, a lesson header or the README table is stale "
+                        "(compared with cnn_course/links.py, never with origin)")
+    p.add_argument("--repository", help="OWNER/NAME on GitHub that every link names (default: the origin remote "
+                                        "when it is on GitHub, else what cnn_course/links.py records)")
+    p.add_argument("--branch", help="the branch learners open (default: origin's default branch, else links.py's)")
+    p.add_argument("--keep-links", action="store_true",
+                   help="ignore origin: keep the repository links.py records (a pull request from a fork)")
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("grade", help="grade SUBMISSIONS/<student_id>/<lesson>/<lesson>.ipynb")
     p.add_argument("submissions", help="folder of submissions, one sub-folder per student")

@@ -4,14 +4,27 @@ nbgrader's generate_assignment does the work (solutions replaced by stubs, hidde
 tests removed, checksums recorded); we run it in a scratch course directory, so
 that no gradebook or half-written lesson ever lands in the repository, then copy
 the result over ``lessons/<id>/``. ``check=True`` only compares.
+
+Links (:func:`retarget`, :func:`link_problems`): every Colab, Binder and GitHub link is
+built from ``REPOSITORY`` and ``BRANCH`` in ``cnn_course/links.py``. A release first
+decides which repository the links name (:func:`link_target`: ``--repository``, else a
+GitHub ``origin``, else what ``links.py`` records), rewrites ``links.py`` when that
+differs, and regenerates the lesson headers in ``solutions/`` and the README's lessons
+table; ``lessons/`` follows from the solutions. ``--check`` compares everything with
+what ``links.py`` records and never with ``origin``, so a clone from anywhere (a CI
+mirror, a fork) passes while its files agree with each other.
 """
 
 from __future__ import annotations
 
 import filecmp
+import importlib
+import importlib.util
 import pathlib
 import shutil
 import tempfile
+
+import nbformat
 
 from .config import course_config, ensure_tools_on_path, lesson_ids
 
@@ -42,6 +55,101 @@ def generate(root: pathlib.Path, lessons: list[str], out_dir: pathlib.Path) -> N
 
 def _tree(path: pathlib.Path) -> set[str]:
     return {str(p.relative_to(path)) for p in path.rglob("*") if p.is_file()} if path.is_dir() else set()
+
+
+TOOLS = pathlib.Path(__file__).resolve().parent.parent / "tools"
+
+
+def _tool(name: str):
+    """``tools/<name>.py`` of this checkout, as a module."""
+    spec = importlib.util.spec_from_file_location(f"cnn_tools_{name}", TOOLS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _links(root: pathlib.Path):
+    """``cnn_course.links`` as imported, after checking it is the file under ``root`` (or root has none)."""
+    from cnn_course import links
+
+    own = root / "cnn_course" / "links.py"
+    if own.is_file() and pathlib.Path(links.__file__).resolve() != own.resolve():
+        raise ReleaseError(f"cnn_course is imported from {pathlib.Path(links.__file__).parent}, not from {own.parent}: "
+                           f"run the command from {root} (or put it first on PYTHONPATH)")
+    return links
+
+
+def link_target(root: pathlib.Path, repository: str | None = None, branch: str | None = None,
+                keep: bool = False) -> tuple[str, str, str]:
+    """``(owner/name, branch, where they come from)`` that the links should name.
+
+    ``repository`` (``--repository``) wins; else, unless ``keep``, the ``origin`` remote
+    when it is on GitHub (with its default branch); else what ``links.py`` records.
+    ``branch`` (``--branch``) replaces the branch in every case.
+    """
+    links = _links(root)
+    recorded = (links.REPOSITORY, links.BRANCH)
+    if repository:
+        return repository, branch or recorded[1], "--repository"
+    found, default_branch = (None, None) if keep else links.origin(root)
+    if found:
+        return found, branch or default_branch or recorded[1], "the origin remote"
+    return recorded[0], branch or recorded[1], "cnn_course/links.py"
+
+
+def retarget(root: pathlib.Path, repository: str, branch: str) -> bool:
+    """Make ``links.py`` name ``repository`` and ``branch``; regenerate the lesson headers and README table.
+
+    Returns whether ``links.py`` changed. The lessons follow with the release itself.
+    """
+    links = _links(root)
+    source = pathlib.Path(links.__file__)
+    text = source.read_text(encoding="utf-8")
+    try:
+        new = links.with_settings(text, repository, branch)
+    except ValueError as exc:
+        raise ReleaseError(str(exc)) from None
+    if new != text:
+        source.write_text(new, encoding="utf-8")
+        importlib.reload(links)
+    normalize = _tool("normalize_notebooks")
+    for path in sorted(root.glob("solutions/*/*.ipynb")):
+        lesson = normalize.lesson_of(path)
+        if lesson and _stale_header(normalize, path, lesson):
+            normalize.main([str(path)])
+    readme = root / "README.md"
+    if readme.is_file():
+        table = _tool("lessons_table")
+        text = readme.read_text(encoding="utf-8")
+        if table.BEGIN in text:
+            readme.write_text(table.with_table(text), encoding="utf-8")
+    return new != text
+
+
+def _stale_header(normalize, path: pathlib.Path, lesson: str) -> bool:
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source
+             for c in nbformat.read(path, as_version=4).cells}
+    return (cells.get("colab_badge") != normalize.badge_source(lesson)
+            or cells.get("colab_setup") != normalize.colab_setup_source(lesson))
+
+
+def link_problems(root: pathlib.Path, repository: str | None = None, branch: str | None = None) -> list[str]:
+    """Where the links disagree with ``links.py`` (or with ``repository``/``branch`` when given)."""
+    links = _links(root)
+    problems = []
+    if repository and repository != links.REPOSITORY or branch and branch != links.BRANCH:
+        problems.append(f"cnn_course/links.py names {links.REPOSITORY} (branch {links.BRANCH}), "
+                        f"not {repository or links.REPOSITORY} (branch {branch or links.BRANCH})")
+    normalize = _tool("normalize_notebooks")
+    for path in sorted(root.glob("solutions/*/*.ipynb")):
+        lesson = normalize.lesson_of(path)
+        if lesson and _stale_header(normalize, path, lesson):
+            problems.append(f"{path.relative_to(root)}: Colab/Binder header does not match cnn_course/links.py")
+    readme = root / "README.md"
+    if readme.is_file() and _tool("lessons_table").BEGIN in readme.read_text(encoding="utf-8"):
+        if _tool("lessons_table").main(["--check", "--readme", str(readme)]) != 0:
+            problems.append("README.md: the lessons table does not match cnn_course/links.py")
+    return problems
 
 
 def stale_files(generated: pathlib.Path, committed: pathlib.Path) -> list[str]:
