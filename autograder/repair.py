@@ -17,6 +17,11 @@ it makes is written down as a plain note for the grades.csv reason. What it repa
 - test and setup cells deleted, altered or retyped (restored; "altered" only when the
   code differs, not its line endings or trailing spaces); the kernel name.
 
+nbgrader's own repairs still run when grading (OverwriteCells restores locked cells' source,
+type and points from the gradebook); they are repeated here because ``check`` has no
+gradebook (OverwriteCells' ``add_missing_cells`` would also put a deleted test cell back,
+but only after a neighbour that is itself graded or a solution, and with a comment added
+to its code).
 Nothing here runs student code.
 """
 
