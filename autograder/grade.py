@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from . import limits, repair
 from .collect import Submission
 from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, course_config, ensure_tools_on_path
-from .verify import rerun, verifiable, verify
+from .verify import verify
 
 _worker: dict = {}
 
@@ -71,8 +71,21 @@ def _make_api(work: pathlib.Path, db_url: str, hide: list[str] | None = None):
     return NbGraderAPI(coursedir=CourseDirectory(config=config), config=config)
 
 
+def _use_threads(threads: int) -> None:
+    """Size this worker's own thread pools (the tests it verifies run here) to its share of the cores,
+    whatever the instructor's environment says; the sandboxed processes it starts use one thread each."""
+    import os
+    import sys
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[name] = str(threads)  # for libraries imported from now on
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
 def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None, verify: bool = True,
-                 preload: list[str] | None = None) -> None:
+                 preload: list[str] | None = None, threads: int = 1) -> None:
     import logging
     import warnings
 
@@ -87,6 +100,7 @@ def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None,
 
         start_zygote(preload)
     _worker.update(api=_make_api(work, db_url, hide), work=work, db_url=db_url, hide=hide, verify=verify)
+    _use_threads(threads)
 
 
 def _failed_cells(db_url: str, lesson: str, student_id: str) -> tuple[float, float, list[str]]:
@@ -246,12 +260,9 @@ def grade_one(sub: Submission) -> Submission:
             source_nb = nbformat.read(work / "source" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
             release_nb = nbformat.read(work / "release" / sub.lesson / f"{sub.lesson}.ipynb", as_version=4)
             student_nb = nbformat.read(autograded, as_version=4)
-            if verifiable(sub.lesson):  # data-only functions: student code at arm's length
-                verdicts = verify(source_nb, student_nb, sub.lesson, passed, work / "source" / sub.lesson,
-                                  _worker["hide"], release_nb=release_nb)
-            else:  # modules and tensors: the whole notebook again, defended from its first student cell
-                verdicts = rerun(source_nb, student_nb, passed, autograded.parent, _worker["hide"],
-                                 release_nb=release_nb)
+            # The tests here, the student's cells at arm's length in a process that sees the student's files.
+            verdicts = verify(source_nb, student_nb, sub.lesson, passed, autograded.parent, _worker["hide"],
+                              release_nb=release_nb)
         lowered = _apply_verification(db_url, sub, verdicts)
         if lowered:
             notes.append("tests failed outside the notebook kernel: " + "; ".join(lowered))
@@ -281,6 +292,12 @@ def register_students(db_url: str, student_ids: list[str]) -> None:
             gb.update_or_create_student(student_id)
 
 
+def _share_of_cores(jobs: int) -> int:
+    import os
+
+    return max(1, (os.cpu_count() or 1) // max(1, jobs))
+
+
 def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jobs: int = 1,
               progress: bool = True, hide: list[str] | None = None, verify: bool = True) -> list[Submission]:
     """Grade every ``pending`` submission with ``jobs`` worker processes; others pass through."""
@@ -293,7 +310,7 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
         lessons = sorted({s.lesson for s in pending})
         preload = ["ipykernel.kernelapp", *modules_imported_by([work / "source" / x / f"{x}.ipynb" for x in lessons])]
         if any(m.split(".")[0] == "torch" for m in preload):
-            preload.append("torch._dynamo")  # an optimizer's first step imports it (2 s); the re-runs need it too
+            preload.append("torch._dynamo")  # an optimizer's first step imports it (2 s); the verification processes need it too
     done: dict[int, Submission] = {}
     bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress)
     queue = list(range(len(pending)))
@@ -301,7 +318,7 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
     while queue:
         batch, queue = (queue[:1], queue[1:]) if solo else (queue, [])
         with cf.ProcessPoolExecutor(max_workers=1 if solo else jobs, initializer=_init_worker,
-                                    initargs=(work, db_url, hide, verify, preload)) as pool:
+                                    initargs=(work, db_url, hide, verify, preload, _share_of_cores(1 if solo else jobs))) as pool:
             futures = {pool.submit(grade_one, pending[i]): i for i in batch}
             crashed = []
             for future in cf.as_completed(futures):

@@ -1,4 +1,4 @@
-"""Verification outside the notebook kernel: the decisive verdict on each graded test cell.
+"""Verification outside the notebook kernel: the decisive verdict on each graded test cell, in every lesson.
 
 In-kernel defences are never enough: student code shares the kernel with the
 tests, and can replace ``numpy.allclose``, the checks, even IPython's error
@@ -6,17 +6,17 @@ reporting. So after nbgrader's autograde, every test cell that nbgrader scored
 is run again here, in the grading process, against the instructor's test code
 (from the gradebook's source, never the student's copy), with the student's
 functions replaced by proxies. The student's setup and solution cells run in a
-separate sandboxed process (:mod:`autograder.runner`); arguments and results
-cross as data only (:mod:`autograder.wire`), so nothing the student wrote ever
-runs in this process and the comparisons use pristine NumPy, PyTorch and
-``cnn_course.checks``. For NumPy lessons, that process cannot use torch or scipy.
+separate sandboxed process (:mod:`autograder.runner`); what comes back is data only
+(:mod:`autograder.wire`), so nothing the student wrote ever runs in this process and
+the comparisons use pristine NumPy, PyTorch and ``cnn_course``'s checks. In NumPy
+lessons that process cannot use torch or scipy; in none can it use the course's own
+package as an answer key.
 
-This works for lessons whose graded functions take and return arrays, numbers,
-strings and containers of them (lessons 01 to 05). Lessons whose functions take
-modules, tensors or loaders (06 to 09) are re-run instead (:func:`rerun`): the whole
-notebook again in a fresh sandboxed process (:mod:`autograder.rerun`) whose defences
-are in place before the first student cell, and whose verdicts come back as data.
-See the README for what each guarantees.
+In the PyTorch lessons (06 to 09) the arguments are modules, tensors, optimizers...:
+they go to the student's process pickled (the trusted direction) and come back as
+data describing what the function did to them; a model the student's code builds
+stays there, and the tests ask it questions (:mod:`autograder.objects`,
+:class:`cnn_course.model_checks.Remote`). See the README for what this guarantees.
 """
 
 from __future__ import annotations
@@ -28,24 +28,16 @@ import io
 import os
 import pathlib
 import select
-import struct
 import textwrap
 import time
 
 import numpy as np
 
 from . import isolation, objects, wire
-from .config import CELL_TIMEOUT_S, SUBMISSION_TIMEOUT_S
+from .config import CELL_TIMEOUT_S
 
 NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
-ARMS_LENGTH_PREFIXES = (*NUMPY_LESSON_PREFIXES, "06_", "07_", "08_", "09_")
 RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
-RERUN_PY = str(pathlib.Path(__file__).with_name("rerun.py"))
-
-
-def verifiable(lesson: str) -> bool:
-    """Whether the graded functions exchange data only, so :func:`verify` can keep student code at arm's length."""
-    return lesson.startswith(ARMS_LENGTH_PREFIXES)
 
 
 def _meta(cell) -> dict:
@@ -381,124 +373,3 @@ def _student_added_cells(student_nb, release_nb) -> dict[str, list[str]]:
               and cell.get("id") not in released_ids and cell.source.strip()):
             pending.append(cell.source)
     return added
-
-
-def rerun(source_nb, student_nb, test_ids: list[str], files_from: pathlib.Path | None, hide: list[str],
-          timeout: float = CELL_TIMEOUT_S, release_nb=None) -> dict[str, CellVerdict]:
-    """Run the notebook again in a fresh sandboxed process and return a verdict for each of ``test_ids``.
-
-    The instructor's code cells come from ``source_nb`` (tests that did not pass in the
-    kernel are left out: they scored nothing already), the solution cells and the cells
-    the student added from ``student_nb``. A cell that ends the process is left out and
-    the run starts again, as the kernel run did after a restart; a test cell that ends it
-    fails. A violation of the process's rules fails every test not yet decided.
-    """
-    import secrets
-
-    added = _student_added_cells(student_nb, release_nb)
-    solutions = {_meta(c).get("grade_id"): c.source for c in student_nb.cells if _meta(c).get("solution")}
-    cells: list[list[str]] = []
-    for cell in source_nb.cells:
-        if cell.cell_type != "code" or not cell.source.strip():
-            continue
-        meta = _meta(cell)
-        gid = meta.get("grade_id", "")
-        if meta.get("solution"):
-            cells += [["student", source, ""] for source in added.get(gid, [])]
-            cells.append(["solution", solutions.get(gid, ""), gid])
-        elif meta.get("grade"):
-            if gid in test_ids:
-                cells.append(["test", cell.source, gid])
-        else:
-            cells.append(["setup", cell.source, gid])
-    first_student = next((i for i, c in enumerate(cells) if c[0] != "setup"), len(cells))
-    verdicts: dict[str, CellVerdict] = {}
-    deadline = time.monotonic() + SUBMISSION_TIMEOUT_S
-    while True:
-        outcome, current, why = _rerun_once(cells, files_from, hide, deadline, timeout, verdicts,
-                                            secrets.token_hex(16))
-        if outcome == "done":
-            break
-        if outcome == "ended" and (current is None or current < first_student):
-            import logging  # the instructor's own cells failed here: not the student's doing, keep nbgrader's scores
-
-            logging.getLogger("autograder").warning("re-run skipped: setup failed: %s", why)
-            return {}
-        if outcome == "ended":
-            kind, _, gid = cells[current]
-            if kind == "test":
-                verdicts.setdefault(gid, CellVerdict(gid, False, f"{why} in {gid} when run again outside the kernel"))
-            cells[current] = [kind, "pass", gid]  # leave it out and run the rest again, as after a kernel restart
-            continue
-        for gid in test_ids:  # a violation of the rules, or the notebook's time used up
-            verdicts.setdefault(gid, CellVerdict(gid, False, why))
-        break
-    for gid in test_ids:
-        verdicts.setdefault(gid, CellVerdict(gid, False, "the test did not run outside the kernel"))
-    return verdicts
-
-
-def _rerun_once(cells, files_from, hide, deadline, cell_timeout, verdicts, token):
-    """One run of autograder/rerun.py. Returns (outcome, index of the cell running at the end, reason)."""
-    proc = isolation.start_script(RERUN_PY, [], files_from, hide, warm=True)
-    to_child, from_child, err_fd = proc.to_child, proc.from_child, proc.stderr
-    os.set_blocking(to_child, False)
-    os.set_blocking(from_child, False)
-    stderr = io.BytesIO()
-    current, pending, outcome, why = None, b"", "ended", ""
-    request = memoryview(wire.dumps({"token": token, "cells": cells}))
-    request = memoryview(struct.pack("<Q", len(request)) + bytes(request))
-    prefix = token.encode() + b" "
-    progress = time.monotonic()
-    readable = {from_child, err_fd}
-    try:
-        while outcome == "ended":
-            now = time.monotonic()
-            if now > deadline:
-                outcome, why = "timeout", "the notebook ran out of time when run again outside the kernel"
-                break
-            if now - progress > cell_timeout:
-                why = f"timed out after {int(cell_timeout)} s"
-                break
-            exited = proc.poll() is not None
-            ready, writable, _ = select.select(list(readable), [to_child] if request else [], [], 0.2)
-            if request and writable:
-                try:
-                    request = request[os.write(to_child, request):]
-                except BlockingIOError:
-                    pass
-                except BrokenPipeError:
-                    request = b""
-            for fd in ready:
-                try:
-                    chunk = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    continue
-                if not chunk:  # end of a pipe: the process is gone
-                    readable.discard(fd)
-                elif fd == from_child:
-                    pending += chunk
-                elif stderr.tell() < 1 << 20:
-                    stderr.write(chunk)
-            while b"\n" in pending:
-                line, pending = pending.split(b"\n", 1)
-                if not line.startswith(prefix):
-                    continue  # not from the runner's own code: ignored (a missing verdict fails)
-                words = line[len(prefix):].decode(errors="replace").split(" ")
-                if words[0] == "cell" and len(words) == 2:
-                    current, progress = int(words[1]), time.monotonic()
-                elif words[0] == "test" and len(words) == 4 and words[1] not in verdicts:
-                    message = bytes.fromhex(words[3]).decode(errors="replace") if words[3] else ""
-                    verdicts[words[1]] = CellVerdict(words[1], words[2] == "1", message)
-                elif words[0] == "done":
-                    outcome = "done"
-            if exited and not ready and outcome == "ended":  # gone, and everything it wrote has been read
-                violation = _violation(stderr.getvalue())
-                if violation:
-                    outcome, why = "violation", violation
-                else:
-                    why = f"the process ended (exit status {proc.poll()})"
-                break
-    finally:
-        proc.close()
-    return outcome, current, why

@@ -16,12 +16,11 @@ import torch
 from torch import nn
 
 from autograder import objects, wire
-from autograder.verify import verifiable, verify
+from autograder.verify import verify
 from tests.notebook_runner import graded_test_cells, solution_cells
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-TORCH_LESSONS = [x for x in ("06_receptive_fields", "07_building_a_cnn", "08_cifar10_on_gpu", "09_inside_the_cnn")
-                 if verifiable(x)]
+TORCH_LESSONS = ["06_receptive_fields", "07_building_a_cnn", "08_cifar10_on_gpu", "09_inside_the_cnn"]
 UNMEASURABLE = {"test_cifar10_checkpoint"}  # needs CIFAR-10's test set, which CI lacks
 
 
@@ -93,17 +92,18 @@ def zygote():
     isolation.stop_zygote()
 
 
-def verdicts_for(lesson: str, replace: dict[str, str]) -> dict[str, tuple[bool, str]]:
+def verdicts_for(lesson: str, replace: dict[str, str], files_from: pathlib.Path | None = None,
+                 tests: list[str] | None = None) -> dict[str, tuple[bool, str]]:
     source = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
     student = nbformat.from_dict(source)
     for cell in student.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
         if gid in replace:
             cell.source = replace[gid]
-    tests = list(graded_test_cells(lesson))
-    verdicts = verify(source, student, lesson, tests, ROOT / "solutions" / lesson, hide=[], timeout=60)
+    tests = tests or list(graded_test_cells(lesson))
+    verdicts = verify(source, student, lesson, tests, files_from or ROOT / "solutions" / lesson, hide=[], timeout=60)
     assert set(verdicts) == set(tests)
-    return {gid: (v.passed, v.message) for gid, v in verdicts.items() if gid not in UNMEASURABLE}
+    return {gid: (v.passed, v.message) for gid, v in verdicts.items() if gid not in UNMEASURABLE or files_from}
 
 
 def cases(lesson: str):
@@ -274,3 +274,29 @@ def test_the_courses_own_package_is_not_an_answer_key(lesson):
     verdicts = verdicts_for(lesson, {function: head + indent + "    ### BEGIN SOLUTION\n" + tail})
     mine = {gid: v for gid, v in verdicts.items() if gid.startswith(f"test_{function}")}
     assert mine and all(not ok and "not an answer key" in message for ok, message in mine.values()), mine
+
+
+@pytest.mark.slow
+def test_lesson_08s_checkpoint_is_run_where_the_labels_are_not(tmp_path, monkeypatch):
+    """The student's process loads the checkpoint beside the notebook and predicts the test images it is sent;
+    the grader, which alone reads the labels, scores the predictions."""
+    from cnn_course import cifar
+    from tests.lessons.test_08_cifar10_on_gpu import _labelled_test_set
+
+    torch.manual_seed(0)
+    model = cifar.reference_model()
+    monkeypatch.setenv(cifar.ENV_DATA, str(_labelled_test_set(tmp_path, model)))
+    folder = tmp_path / "student"
+    folder.mkdir()
+    test = ["test_cifar10_checkpoint"]
+    lesson = "08_cifar10_on_gpu"
+    torch.save(model.state_dict(), folder / cifar.CHECKPOINT)
+    assert verdicts_for(lesson, {}, folder, test)[test[0]] == (True, "")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["fc.weight"] = -state["fc.weight"]  # now it predicts the least likely class
+    torch.save(state, folder / cifar.CHECKPOINT)
+    passed, message = verdicts_for(lesson, {}, folder, test)[test[0]]
+    assert not passed and "90% is needed" in message
+    (folder / cifar.CHECKPOINT).unlink()
+    passed, message = verdicts_for(lesson, {}, folder, test)[test[0]]
+    assert not passed and "no cifar10_model.pt" in message
