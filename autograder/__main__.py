@@ -116,6 +116,35 @@ def cmd_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import read_gradebook, table, write
+
+    source = pathlib.Path(args.gradebook)
+    if "://" in args.gradebook:
+        db_url = args.gradebook
+    elif (source / "gradebook.db").is_file():
+        db_url = f"sqlite:///{(source / 'gradebook.db').resolve()}"
+    else:
+        return _usage_error(f"no gradebook: {source / 'gradebook.db'} does not exist (give grade's --out folder or --db URL)")
+    lessons = [x.strip() for x in args.lessons.split(",") if x.strip()] if args.lessons else None
+    roster = None
+    if args.roster:
+        if not pathlib.Path(args.roster).is_file():
+            return _usage_error(f"no such file: {args.roster}")
+        roster = pathlib.Path(args.roster).read_text(encoding="utf-8-sig")
+    try:
+        book = read_gradebook(db_url, lessons)
+    except ValueError as exc:
+        return _usage_error(str(exc))
+    rows, unmatched = table(book, args.format, roster, args.missing_as_zero)
+    pathlib.Path(args.to).write_text(write(rows), encoding="utf-8", newline="")
+    print(f"wrote {args.to}: {args.format}, {len(book.students) - len(unmatched)} students, "
+          f"lessons {', '.join(x for x, _ in book.lessons) or 'none'}")
+    if unmatched:
+        print(f"warning: not in the roster, so not exported: {', '.join(unmatched)}", file=sys.stderr)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     """What isolation this machine gives student code, guarantee by guarantee (see the README)."""
     from .config import KERNEL_LIMITS, hidden_paths
@@ -216,6 +245,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--into", required=True, help="SUBMISSIONS folder to fill (nbgrader's submitted layout)")
     p.add_argument("--regexp", help="file-name regular expression with (?P<student_id>...) and (?P<file_id>...)")
     p.set_defaults(func=cmd_collect_zip)
+    p = sub.add_parser("export", help="write the gradebook as a file Canvas or Moodle imports (or a plain table)")
+    p.add_argument("gradebook", help="grade's --out folder (its gradebook.db) or the --db SQLAlchemy URL")
+    p.add_argument("--format", choices=["canvas", "moodle", "csv"], required=True)
+    p.add_argument("--to", required=True, help="the CSV file to write")
+    p.add_argument("--lessons", help="comma-separated lesson ids (default: every lesson in the gradebook worth points)")
+    p.add_argument("--roster", help="the LMS's own gradebook export: its student ids and assignment columns are used")
+    p.add_argument("--missing-as-zero", action="store_true", help="0 instead of a blank where a student has no grade")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("doctor", help="print what isolation this machine gives student code (exit 1 if incomplete)")
     p.set_defaults(func=cmd_doctor)
     p = sub.add_parser("check", help="run a notebook's visible tests; exit 1 if any fails (for students)")
