@@ -20,7 +20,7 @@ text content of an HTML page (so that syntax-highlighting spans do not hide code
 attribute value of every element (``alt``, ``title``, ``data-*``, ``href``...), every
 string inside JSON (``.ipynb``, ``.json``, JSON in ``<script>`` tags such as widget state)
 and the decoded payload of every ``data:`` URI. Files that Sphinx and the theme copy
-verbatim from their own packages (fonts, the theme's scripts and stylesheets) are skipped:
+verbatim from their own packages (fonts, the theme's scripts and stylesheets, MathJax) are skipped:
 they come from no notebook.
 """
 
@@ -208,7 +208,7 @@ def packaged_files() -> frozenset[str]:
     import importlib.util
 
     digests = set()
-    for name in ("sphinx", "sphinx_book_theme", "pydata_sphinx_theme", "myst_nb", "myst_parser", "sphinx_basic_ng"):
+    for name in ("sphinx", "sphinx_book_theme", "pydata_sphinx_theme", "myst_nb", "myst_parser", "jupyter_server_mathjax"):
         spec = importlib.util.find_spec(name)
         if spec is None or not spec.submodule_search_locations:
             continue

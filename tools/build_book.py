@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -168,8 +169,9 @@ def snapshot_outputs(output: dict, state: dict) -> list[dict]:
     lines, outputs = widget_snapshot(output["data"][WIDGET_VIEW]["model_id"], state)
     snapshot = []
     if lines:
-        snapshot.append(nbformat.v4.new_output("stream", name="stdout",
-                                               text="[interactive in the notebook; snapshot at] " + ", ".join(lines) + "\n"))
+        settings = textwrap.fill(", ".join(lines), width=90)
+        snapshot.append(nbformat.v4.new_output(
+            "stream", name="stdout", text=f"[a snapshot of an interactive widget; in the notebook you can change it]\n{settings}\n"))
     for inner in outputs:
         if inner.get("output_type") == "display_data" and WIDGET_VIEW in inner.get("data", {}):
             snapshot.extend(snapshot_outputs(inner, state))
