@@ -92,13 +92,13 @@ def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None,
     warnings.filterwarnings("ignore", module="nbgrader")  # SQLAlchemy chatter from nbgrader's own queries
     warnings.filterwarnings("ignore", message=".*not in session.*")
     logging.getLogger("traitlets").setLevel(logging.ERROR)
-    from .config import course_root, hidden_paths
+    from .config import hidden_paths
+    from .isolation import start_zygote
 
-    hide = [*hidden_paths(work), str(course_root()), *(hide or [])]
-    if preload is not None:  # fork kernels from a process that has already imported what the lessons import
-        from .execute import start_zygote
-
-        start_zygote(preload)
+    hide = hidden_paths(work, *(hide or []))
+    # Every process that runs student code is forked by this worker's zygote, which has already
+    # imported what the lessons import (nothing when preloading is off).
+    start_zygote(preload or [], hide)
     _worker.update(api=_make_api(work, db_url, hide), work=work, db_url=db_url, hide=hide, verify=verify)
     _use_threads(threads)
 
@@ -305,7 +305,7 @@ def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jo
     register_students(db_url, sorted({s.student_id for s in pending}))
     preload = None
     if PRELOAD and pending:
-        from .execute import modules_imported_by
+        from .isolation import modules_imported_by
 
         lessons = sorted({s.lesson for s in pending})
         preload = ["ipykernel.kernelapp", *modules_imported_by([work / "source" / x / f"{x}.ipynb" for x in lessons])]
