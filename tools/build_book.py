@@ -31,7 +31,6 @@ import concurrent.futures
 import copy
 import hashlib
 import html
-import json
 import os
 import pathlib
 import re
@@ -46,9 +45,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
+import book_leaks  # noqa: E402
 import nbformat  # noqa: E402
 
-import book_leaks  # noqa: E402
 from cnn_course import course, links  # noqa: E402
 
 CONF_DIR = ROOT / "book"
@@ -58,9 +57,9 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 CELL_TIMEOUT_S = 600
 MODE_LESSONS = ("08_cifar10_on_gpu", "09_inside_the_cnn")  # whose outputs depend on CNN_COURSE_MODE
 MODE_NOTE = {
-    "smoke": "The figures and numbers on this page come from a short run (`CNN_COURSE_MODE=smoke`: a small "
-             "synthetic stand-in for CIFAR-10 and a few training steps on a CPU), so that the book builds in "
-             "minutes. Your own run on a GPU with the real data trains for longer and reaches far higher accuracy.",
+    "smoke": "The figures and numbers on this page come from a short run (`CNN_COURSE_MODE=smoke`: a small fake "
+             "data set in CIFAR-10's format, generated on the spot, and a short training run on a CPU), so that the "
+             "book builds in minutes. A run on a GPU with the real data trains longer and reaches far higher accuracy.",
     "quick": "The figures and numbers on this page come from a shortened training run (`CNN_COURSE_MODE=quick`); "
              "a full run trains for longer and reaches higher accuracy.",
 }
@@ -170,8 +169,8 @@ def snapshot_outputs(output: dict, state: dict) -> list[dict]:
     snapshot = []
     if lines:
         settings = textwrap.fill(", ".join(lines), width=90)
-        snapshot.append(nbformat.v4.new_output(
-            "stream", name="stdout", text=f"[a snapshot of an interactive widget; in the notebook you can change it]\n{settings}\n"))
+        header = "[a snapshot of an interactive widget; in the notebook you can change it]"
+        snapshot.append(nbformat.v4.new_output("stream", name="stdout", text=f"{header}\n{settings}\n"))
     for inner in outputs:
         if inner.get("output_type") == "display_data" and WIDGET_VIEW in inner.get("data", {}):
             snapshot.extend(snapshot_outputs(inner, state))
@@ -217,9 +216,14 @@ def assemble(lesson: str, cache_dir: pathlib.Path) -> nbformat.NotebookNode:
     run_mode = executed.metadata.get("book_mode", mode())
     if lesson in MODE_LESSONS and run_mode in MODE_NOTE:
         notes.insert(0, MODE_NOTE[run_mode])
-    title = next((i for i, c in enumerate(released.cells) if c.cell_type == "markdown" and c.source.startswith("# ")), 0)
-    released.cells.insert(title + 1, nbformat.v4.new_markdown_cell(
-        "".join(f":::{{note}}\n{note}\n:::\n\n" for note in notes), id="book-note"))
+    # The notes go right under the lesson's title (the first "# " heading), inside its cell.
+    notes_md = "".join(f"\n:::{{note}}\n{note}\n:::\n" for note in notes)
+    title = next((c for c in released.cells if c.cell_type == "markdown" and c.source.startswith("# ")), None)
+    if title is None:
+        released.cells.insert(0, nbformat.v4.new_markdown_cell(notes_md, id="book-note"))
+    else:
+        heading, _, rest = title.source.partition("\n")
+        title.source = f"{heading}\n{notes_md}\n{rest}"
     released.metadata.pop("widgets", None)
     released.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
     return released
@@ -233,7 +237,8 @@ def index_markdown(lessons: list[str]) -> str:
         if lesson.id not in lessons:
             continue
         gpu = " (GPU)" if lesson.gpu else ""
-        rows.append(f"| {lesson.number} | [{lesson.title}]({lesson.id}/{lesson.id}.ipynb){gpu} | {'; '.join(lesson.objectives)} | "
+        page = f"{lesson.id}/{lesson.id}.ipynb"
+        rows.append(f"| {lesson.number} | [{lesson.title}]({page}){gpu} | {'; '.join(lesson.objectives)} | "
                     f"{lesson.minutes} min | [Colab]({links.colab_url(lesson.id)}) · "
                     f"[Binder]({links.binder_url(lesson.id)}) · [notebook]({links.github_url(links.lesson_path(lesson.id))}) |")
     toc = "\n".join(f"{lesson}/{lesson}" for lesson in lessons)
@@ -280,7 +285,7 @@ def build(out: pathlib.Path, lessons: list[str], jobs: int) -> pathlib.Path:
     print("== building the site with Sphinx + MyST-NB", flush=True)
     if site.exists():
         shutil.rmtree(site)
-    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-c", str(CONF_DIR),
+    subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going", "-c", str(CONF_DIR),
                     "-d", str(out / "doctrees"), str(src), str(site)], check=True)
     print("== searching every file of the site for solutions and hidden tests", flush=True)
     leaks = book_leaks.find_leaks(site, book_leaks.secrets(ROOT, lessons))
@@ -293,6 +298,13 @@ def build(out: pathlib.Path, lessons: list[str], jobs: int) -> pathlib.Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import importlib.util
+
+    needed = ("sphinx", "myst_nb", "sphinx_book_theme", "jupyter_server_mathjax")
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        print(f"missing {', '.join(missing)}: pip install -r book/requirements.txt", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="build folder (default artifacts/book)")
     parser.add_argument("--jobs", type=int, default=2, help="instructor notebooks run at a time")
