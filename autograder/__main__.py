@@ -6,6 +6,7 @@ import argparse
 import collections
 import os
 import pathlib
+import re
 import sys
 import tempfile
 
@@ -51,6 +52,32 @@ def cmd_release(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_shard(text: str, environ: dict | None = None) -> tuple[int, int]:
+    """``I/N`` (1 <= I <= N), or ``VAR/N``: the index is environment variable VAR, counted from 0.
+
+    ``JOB_COMPLETION_INDEX/N`` is a Kubernetes Indexed Job's pod (0 to N-1) grading shard
+    index+1 of N; the name is written without ``$``, so no shell can expand it first.
+    """
+    environ = os.environ if environ is None else environ
+    index, _, count = text.partition("/")
+    try:
+        n = int(count)
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", index):
+            if index not in environ:
+                raise ValueError(f"--shard {text}: the environment variable {index} is not set")
+            i = int(environ[index]) + 1
+            if not 1 <= i <= n:
+                raise ValueError(f"--shard {text}: {index}={environ[index]}, expected 0 to {n - 1}")
+        else:
+            i = int(index)
+        if not 1 <= i <= n:
+            raise ValueError
+    except ValueError as exc:
+        raise ValueError(str(exc) if str(exc).startswith("--shard") else
+                         f"--shard must be I/N with 1 <= I <= N, or VAR/N with VAR an index from 0, got {text}") from None
+    return i, n
+
+
 def cmd_grade(args: argparse.Namespace) -> int:
     from .collect import collect, students
     from .grade import grade_all, prepare_workspace
@@ -76,12 +103,9 @@ def cmd_grade(args: argparse.Namespace) -> int:
     shard = None
     if args.shard:
         try:
-            index, count = (int(x) for x in args.shard.split("/"))
-            if not 1 <= index <= count:
-                raise ValueError
-            shard = (index, count)
-        except ValueError:
-            return _usage_error(f"--shard must be I/N with 1 <= I <= N, got {args.shard}")
+            shard = parse_shard(args.shard)
+        except ValueError as exc:
+            return _usage_error(str(exc))
     if args.accept_weak_isolation:
         os.environ["CNN_GRADER_ACCEPT_WEAK_ISOLATION"] = "1"  # the workers read it too
     from .isolation import accept_weak, strict_problem
@@ -232,7 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: sqlite in --out)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--shard", help="I/N: grade only the I-th of N disjoint sets of students (several machines, "
-                                   "one --db); grades.csv then lists this shard's students")
+                                   "one --db); grades.csv then lists this shard's students. VAR/N reads the index "
+                                   "from environment variable VAR, counted from 0 (JOB_COMPLETION_INDEX/N in a "
+                                   "Kubernetes Indexed Job)")
     p.add_argument("--no-verify", action="store_true",
                    help="skip the out-of-kernel verification of passing test cells (faster, easier to fool)")
     p.add_argument("--accept-weak-isolation", action="store_true",
