@@ -1,7 +1,7 @@
 """The course book (tools/build_book.py): every lesson readable with its figures, and no solution in it.
 
 The slow tests build the book with the README's command into artifacts/book (git-ignored;
-the executed instructor notebooks are cached there, so a rebuild after a text edit takes
+the executed instructor notebooks are cached in artifacts/instructor_run, so a rebuild after a text edit takes
 seconds), once per test session even with several pytest workers (a lock, and a stamp of
 the inputs). Then:
 
@@ -191,7 +191,7 @@ def test_book_has_every_lesson_with_stubs_figures_and_no_test_output(site):
                 assert not cell.outputs, f"{lesson}: {cell.metadata['nbgrader']['grade_id']} shows an output"
             assert not any(o.output_type == "error" for o in cell.get("outputs", []))
         figures = sum(1 for c in assembled.cells if c.cell_type == "code" for o in c.outputs if "image/png" in o.get("data", {}))
-        executed = nbformat.read(OUT / "executed" / f"{lesson}.ipynb", as_version=4)
+        executed = nbformat.read(build_book.DEFAULT_CACHE / f"{lesson}.ipynb", as_version=4)
         ran_figures = sum(1 for c in executed.cells if c.cell_type == "code" and not build_book.is_test_cell(c)
                           and not build_book.is_solution_cell(c) for o in c.outputs if "image/png" in o.get("data", {}))
         assert figures >= ran_figures, f"{lesson}: {ran_figures} figures in the instructor's demo cells, {figures} in the book"

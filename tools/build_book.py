@@ -20,8 +20,10 @@ anything is reported as built, every file of the site is searched for every solu
 region and hidden-test block of ``solutions/`` (``tools/book_leaks.py``); a leak fails
 the build.
 
-Executed notebooks are cached in ``OUT/executed`` by the hash of the solution folder,
-the ``cnn_course`` package and the mode, so rebuilding after a text edit costs seconds.
+The executed instructor notebooks are cached in ``artifacts/instructor_run`` (``--cache``),
+by the hash of the solution folder, the ``cnn_course`` package and the mode, so rebuilding
+after a text edit costs seconds. They hold the solutions: the cache is kept apart from the
+book's folder, and only ``OUT/html`` is the book.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from cnn_course import course, links  # noqa: E402
 
 CONF_DIR = ROOT / "book"
 DEFAULT_OUT = ROOT / "artifacts" / "book"
+DEFAULT_CACHE = ROOT / "artifacts" / "instructor_run"  # solutions inside: never publish
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 CELL_TIMEOUT_S = 600
@@ -267,8 +270,8 @@ Colab or Binder, or clone [the repository]({links.github_url()}) and run it in J
 """
 
 
-def build(out: pathlib.Path, lessons: list[str], jobs: int) -> pathlib.Path:
-    cache_dir, src, site = out / "executed", out / "src", out / "html"
+def build(out: pathlib.Path, lessons: list[str], jobs: int, cache_dir: pathlib.Path = DEFAULT_CACHE) -> pathlib.Path:
+    src, site = out / "src", out / "html"
     started = time.monotonic()
     print(f"== running the instructor's notebooks ({mode()} mode, {jobs} at a time)", flush=True)
     execute_all(lessons, cache_dir, jobs)
@@ -307,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT, help="build folder (default artifacts/book)")
+    parser.add_argument("--cache", type=pathlib.Path, default=DEFAULT_CACHE,
+                        help="where the instructor's executed notebooks are cached (default artifacts/instructor_run)")
     parser.add_argument("--jobs", type=int, default=2, help="instructor notebooks run at a time")
     parser.add_argument("--lessons", help="comma-separated lesson ids (default: all)")
     args = parser.parse_args(argv)
@@ -319,7 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown lessons: {', '.join(unknown)}")
         lessons = [lesson for lesson in lessons if lesson in wanted]
-    build(args.out.resolve(), lessons, args.jobs)
+    build(args.out.resolve(), lessons, args.jobs, args.cache.resolve())
     return 0
 
 
