@@ -76,8 +76,9 @@ def site() -> pathlib.Path:
             env = {**os.environ, "CNN_COURSE_MODE": build_book.mode()}
             done = subprocess.run([sys.executable, "tools/build_book.py"], cwd=ROOT, env=env, capture_output=True,
                                   text=True, timeout=BUILD_TIMEOUT_S)
+            (OUT / "build.log").write_text(done.stdout + done.stderr, encoding="utf-8")
             assert done.returncode == 0, f"the book did not build:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}"
-            print(done.stdout.splitlines()[-1])
+            print(done.stdout.splitlines()[-1])  # "== built ... in N s, M MiB" (pytest -s, or artifacts/book/build.log)
             stamp.write_text(key)
     return SITE
 
@@ -164,6 +165,10 @@ def test_book_outputs_drop_errors_and_snapshot_widgets():
 
 @pytest.mark.slow
 def test_book_leaks_no_solution_and_no_hidden_test(site):
+    """Absent means: no secret of tools/book_leaks.py (each non-trivial line of every solution region and
+    hidden-test block that the released notebooks do not show anyway, and each region as a whole, all
+    whitespace-normalised) is a substring of any view of any file the book's content made (text, attributes,
+    JSON strings, decoded escapes and data: URIs); and no nbgrader marker appears."""
     leaks = book_leaks.find_leaks(site, all_secrets())
     assert not leaks, "the book shows solution or hidden-test text:\n" + "\n".join(leaks[:30])
     for path in book_leaks.content_files(site):
