@@ -14,8 +14,8 @@ the inputs). Then:
   output and, for lesson 08, that its figures come from a short run;
 * in Chromium (Debian's, driven by Playwright, as in test_browser.py), served from
   127.0.0.1 with every other host blocked, the index lists the lessons and a lesson page
-  loads all its figures, typesets its math and holds no secret in its rendered DOM;
-  screenshots go to artifacts/browser/book_*.png.
+  loads all its figures, typesets its math, holds no secret in its rendered DOM and fits a
+  phone's width; screenshots go to artifacts/browser/book_*.png.
 """
 
 from __future__ import annotations
@@ -273,14 +273,19 @@ def test_book_in_chromium(site):
             snapshot = view.get_by_text("a snapshot of an interactive widget").count()
             view.locator("img[src*='_images/']").nth(min(3, len(figure_srcs) - 1)).scroll_into_view_if_needed()
             view.screenshot(path=str(SHOTS / f"book_{BROWSER_LESSON}.png"), full_page=False)
+            view.set_viewport_size({"width": 390, "height": 844})  # a phone
+            view.locator("img[src*='_images/']").first.scroll_into_view_if_needed()
+            phone_overflow = view.evaluate("() => document.documentElement.scrollWidth > window.innerWidth + 1")
+            view.screenshot(path=str(SHOTS / f"book_{BROWSER_LESSON}_phone.png"), full_page=False)
         finally:
             browser.close()
     assert len(figure_srcs) >= 5, f"only {len(figure_srcs)} figures on the page"
     assert not broken, f"figures that did not load: {broken}"
     assert math_errors == 0, "MathJax reported errors"
     assert snapshot > 0, "the explorer's snapshot is missing"
+    assert not phone_overflow, "on a phone-sized screen the page scrolls sideways"
     leaked = [s for s in secret_texts if s in dom]
     assert not leaked, f"the rendered page shows solution or hidden-test text: {leaked[:5]}"
     assert all(not u.startswith(("http://127.0.0.1", "file:")) for u in blocked)
-    for name in ("book_index.png", f"book_{BROWSER_LESSON}.png"):
+    for name in ("book_index.png", f"book_{BROWSER_LESSON}.png", f"book_{BROWSER_LESSON}_phone.png"):
         assert (SHOTS / name).stat().st_size > 20_000, f"{name} looks empty"

@@ -213,6 +213,9 @@ def assemble(lesson: str, cache_dir: pathlib.Path) -> nbformat.NotebookNode:
         if ran is None or ran.cell_type != "code" or is_test_cell(ran) or is_solution_cell(ran):
             raise SystemExit(f"{lesson}: released cell {cell.get('id')} has no matching demo cell in solutions/; "
                              "run python -m autograder release")
+        for error in (o for o in ran.get("outputs", []) if o.output_type == "error"):
+            print(f"  warning: {lesson}: a demo cell failed in the instructor's run ({error.ename}: {error.evalue}); "
+                  "the book shows its other outputs only", file=sys.stderr)
         cell.outputs = book_outputs(ran, state)
         cell.execution_count = ran.get("execution_count")
     notes = [OUTPUT_NOTE]
