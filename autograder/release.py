@@ -18,7 +18,6 @@ mirror, a fork) passes while its files agree with each other.
 from __future__ import annotations
 
 import filecmp
-import importlib
 import importlib.util
 import pathlib
 import shutil
@@ -69,13 +68,12 @@ def _tool(name: str):
 
 
 def _links(root: pathlib.Path):
-    """``cnn_course.links`` as imported, after checking it is the file under ``root`` (or root has none)."""
+    """``cnn_course.links`` as imported, set to what ``root``'s own ``links.py`` records (when it has one)."""
     from cnn_course import links
 
     own = root / "cnn_course" / "links.py"
-    if own.is_file() and pathlib.Path(links.__file__).resolve() != own.resolve():
-        raise ReleaseError(f"cnn_course is imported from {pathlib.Path(links.__file__).parent}, not from {own.parent}: "
-                           f"run the command from {root} (or put it first on PYTHONPATH)")
+    if own.is_file():
+        links.REPOSITORY, links.BRANCH = links.recorded(own.read_text(encoding="utf-8"))
     return links
 
 
@@ -103,15 +101,17 @@ def retarget(root: pathlib.Path, repository: str, branch: str) -> bool:
     Returns whether ``links.py`` changed. The lessons follow with the release itself.
     """
     links = _links(root)
-    source = pathlib.Path(links.__file__)
-    text = source.read_text(encoding="utf-8")
+    source = root / "cnn_course" / "links.py"  # a course folder without one (CNN_COURSE_ROOT) keeps the package's
     try:
-        new = links.with_settings(text, repository, branch)
+        old = source.read_text(encoding="utf-8") if source.is_file() else None
+        changed = old is not None and links.with_settings(old, repository, branch) != old
+        if changed:
+            source.write_text(links.with_settings(old, repository, branch), encoding="utf-8")
+        else:
+            links.with_settings("", repository, branch)  # the names are checked all the same
     except ValueError as exc:
         raise ReleaseError(str(exc)) from None
-    if new != text:
-        source.write_text(new, encoding="utf-8")
-        importlib.reload(links)
+    links.REPOSITORY, links.BRANCH = repository, branch  # what every link function reads, from now on
     normalize = _tool("normalize_notebooks")
     for path in sorted(root.glob("solutions/*/*.ipynb")):
         lesson = normalize.lesson_of(path)
@@ -123,7 +123,7 @@ def retarget(root: pathlib.Path, repository: str, branch: str) -> bool:
         text = readme.read_text(encoding="utf-8")
         if table.BEGIN in text:
             readme.write_text(table.with_table(text), encoding="utf-8")
-    return new != text
+    return changed
 
 
 def _stale_header(normalize, path: pathlib.Path, lesson: str) -> bool:

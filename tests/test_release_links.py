@@ -165,8 +165,12 @@ def test_release_keep_links_ignores_origin(tmp_path):
     _git(course, "remote", "add", "origin", "https://github.com/contributor/cnn-course.git")
     from autograder.release import link_target
 
-    with pytest.MonkeyPatch.context() as mp:  # links.py under the copy is the one imported
-        mp.setattr(links, "__file__", str(course / "cnn_course" / "links.py"))
+    with pytest.MonkeyPatch.context() as mp:  # link_target reads the copy's links.py into the module
+        mp.setattr(links, "REPOSITORY", links.REPOSITORY)
+        mp.setattr(links, "BRANCH", links.BRANCH)
         assert link_target(course)[:2] == ("contributor/cnn-course", links.BRANCH)
         assert link_target(course, keep=True) == (UPSTREAM, links.BRANCH, "cnn_course/links.py")
         assert link_target(course, "a/b", "c")[:2] == ("a/b", "c")
+        (course / "cnn_course" / "links.py").write_text(links.with_settings(
+            (course / "cnn_course" / "links.py").read_text(), "recorded/elsewhere", "term"))
+        assert link_target(course, keep=True)[:2] == ("recorded/elsewhere", "term")  # the course's file, not the package's
