@@ -136,3 +136,8 @@ def test_two_pods_put_every_grade_in_the_gradebook_exactly_once(tmp_path, postgr
         grades = db.execute(sqlalchemy.text("select count(*), count(distinct (notebook_id, cell_id)) from grade")).one()
     engine.dispose()
     assert submissions == {s: 1 for s in expected} and grades[0] == grades[1] == 2 * 6  # each grade once
+
+    from autograder.export import read_gradebook
+
+    book = read_gradebook(postgres_url)  # what export then writes for the LMS: the whole class, from every pod
+    assert book.students == sorted(expected) and {s: book.score[(s, LESSON)] for s in expected} == expected
