@@ -45,8 +45,10 @@ def test_origin_reads_the_remote_and_its_default_branch(tmp_path):
     assert links.origin(tmp_path) == (None, None)  # no origin at all
     _git(tmp_path, "remote", "add", "origin", "/srv/mirror.git")
     assert links.origin(tmp_path) == (None, None)  # not GitHub: a CI runner's mirror
-    _git(tmp_path, "remote", "set-url", "origin", "git@github.com:someone/their-fork.git")
-    assert links.origin(tmp_path) == ("someone/their-fork", None)
+    for url in ("https://github.com/someone/their-fork.git", "ssh://git@github.com/someone/their-fork.git",
+                "git@github.com:someone/their-fork.git"):
+        _git(tmp_path, "remote", "set-url", "origin", url)
+        assert links.origin(tmp_path) == ("someone/their-fork", None), url
     _git(tmp_path, "symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/term-2027")
     assert links.origin(tmp_path) == ("someone/their-fork", "term-2027")
 
