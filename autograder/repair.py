@@ -290,6 +290,25 @@ def _deduplicate(nb, released, notes) -> None:
     nb.cells = [c for i, c in enumerate(nb.cells) if i not in drop]
 
 
+def _remark_by_code(nb, release, notes) -> None:
+    """Locked cells that lost nbgrader's mark (an editor that drops cell metadata) get it back where
+    their code is the release's, so they are graded where they stand instead of restored elsewhere."""
+    present = {_gid(c) for c in nb.cells}
+    unmarked = {}
+    for cell in nb.cells:
+        if "nbgrader" not in cell.metadata:
+            unmarked.setdefault((cell.cell_type, code_of(cell.source)), []).append(cell)
+    found = []
+    for mine in release.cells:
+        meta, key = _meta(mine), (mine.cell_type, code_of(mine.source))
+        if meta.get("locked") and not meta.get("solution") and meta["grade_id"] not in present and unmarked.get(key):
+            unmarked[key].pop(0).metadata["nbgrader"] = copy.deepcopy(mine.metadata["nbgrader"])
+            found.append(meta["grade_id"])
+    if found:
+        notes.append(f"{len(found)} cells had lost their grading marks and were recognised by their code "
+                     f"({', '.join(found)})")
+
+
 def _remark_retyped_solutions(nb, release, notes) -> None:
     """A solution cell that lost its grading mark (retyped, pasted, an editor): the last cell defining it."""
     present = {_gid(c) for c in nb.cells}
@@ -378,6 +397,7 @@ def repair(nb: NotebookNode, release: NotebookNode, source: NotebookNode | None 
     nb.metadata["kernelspec"] = copy.deepcopy(release.metadata.get("kernelspec", nb.metadata.get("kernelspec", {})))
     _retype_solutions(nb, released, notes)
     _remark_metadata(nb, released, notes)
+    _remark_by_code(nb, release, notes)
     _merge_split_solutions(nb, released, notes)
     _deduplicate(nb, released, notes)
     _remark_retyped_solutions(nb, release, notes)

@@ -218,6 +218,12 @@ def bare_cells(nb, lesson):  # a tool that writes code cells without outputs or 
     return clean(nb, lesson)
 
 
+def stripped_marks(nb, lesson):  # an editor that drops cell metadata (older VS Code, some converters)
+    for cell in nb.cells:
+        cell.metadata = {}
+    return clean(nb, lesson)
+
+
 def retyped_solution(nb, lesson):  # deleted the solution cell and wrote the function in a new cell
     s, _ = first_exercise(nb)
     nb.cells[s] = nbformat.v4.new_code_cell(nb.cells[s].source)
@@ -237,7 +243,7 @@ KINDS = {f.__name__: f for f in (
     clean, copied_test, duplicated_solution, colab_copy, browser_download, byte_order_mark, windows_line_endings,
     trailing_spaces, colab, vscode, custom_kernel, jupyterlab_metadata, older_nbformat, shell_and_magics,
     added_cells, split_solution, split_solution_unmarked, solution_below_tests, solution_as_markdown,
-    solution_as_raw, markdown_test_cell, bare_cells, retyped_solution, reordered_demo)}
+    solution_as_raw, markdown_test_cell, bare_cells, stripped_marks, retyped_solution, reordered_demo)}
 
 # What the reason must say (a substring; {s} is the first solution's grade id, {t} its first test's,
 # {lesson} the lesson); None: nothing about the notebook's form.
@@ -251,7 +257,8 @@ NOTES = {
     "split_solution_unmarked": "solution cell {s} was split into 2 cells",
     "solution_below_tests": "solution cell {s} was below its tests", "solution_as_markdown": "turned into markdown",
     "solution_as_raw": "turned into raw", "markdown_test_cell": "test cells restored as code: {t} (turned into markdown)",
-    "bare_cells": None, "retyped_solution": "solution cell {s} had lost its grading mark",
+    "bare_cells": None, "stripped_marks": "had lost their grading marks and were recognised by their code",
+    "retyped_solution": "solution cell {s} had lost its grading mark",
     "reordered_demo": None,
 }
 
