@@ -11,9 +11,10 @@ it makes is written down as a plain note for the grades.csv reason. What it repa
   instructor's is restored), of duplicated solution cells the *last* is graded and the
   earlier copies run as ordinary cells, as a kernel would run them; ids of another lesson
   become ordinary cells; metadata an editor rewrote is the release's again;
-- solution cells split in two (merged back when neither half compiles alone), turned
-  into markdown or raw (code again), moved below their own tests (moved back above
-  them), or retyped without their grading mark (the cell that defines the function);
+- solution cells split in two (merged back when a part does not compile alone), turned
+  into markdown or raw (code again), dragged below tests that use them or above the
+  setup they need (moved back), or retyped without their grading mark (the cell that
+  defines the function); locked cells an editor stripped of their mark (by their code);
 - test and setup cells deleted, altered or retyped (restored; "altered" only when the
   code differs, not its line endings or trailing spaces); the kernel name.
 
@@ -322,22 +323,26 @@ def _remark_retyped_solutions(nb, release, notes) -> None:
             notes.append(f"solution cell {gid} had lost its grading mark; graded the last cell that defines {gid}")
 
 
-def _move_solutions_above_tests(nb, release, notes) -> None:
-    """A solution cell dragged below its own tests moves back above the first of them."""
-    owner: dict[str, str] = {}  # test id -> the solution cell before it in the release
-    current = None
-    for cell in release.cells:
-        meta = _meta(cell)
-        if meta.get("solution"):
-            current = meta["grade_id"]
-        elif _is_test(meta) and current:
-            owner[meta["grade_id"]] = current
-    for solution in dict.fromkeys(owner.values()):
+def _order_solutions(nb, release, notes) -> None:
+    """Each solution cell runs after the setup cells before it in the release and before every test cell
+    after it (its own and later exercises', which may call it), however the student dragged the cells."""
+    order = [(_gid(c), _meta(c), c.cell_type) for c in release.cells if _gid(c)]
+    for rank, (solution, meta, _) in enumerate(order):
+        if not meta.get("solution"):
+            continue
         index = {_gid(c): i for i, c in enumerate(nb.cells) if _gid(c)}
-        tests = [index[t] for t, s in owner.items() if s == solution and t in index]
-        if solution in index and tests and min(tests) < index[solution]:
+        if solution not in index:
+            continue
+        setup = [index[g] for g, m, kind in order[:rank] if g in index and kind == "code" and m.get("locked")
+                 and not m.get("grade") and not m.get("solution")]
+        if setup and max(setup) > index[solution]:
+            nb.cells.insert(max(setup), nb.cells.pop(index[solution]))
+            notes.append(f"solution cell {solution} was above the setup cells it needs; moved below them")
+            index = {_gid(c): i for i, c in enumerate(nb.cells) if _gid(c)}
+        tests = [index[g] for g, m, _ in order[rank + 1:] if g in index and _is_test(m)]
+        if tests and min(tests) < index[solution]:
             nb.cells.insert(min(tests), nb.cells.pop(index[solution]))
-            notes.append(f"solution cell {solution} was below its tests; moved back above them")
+            notes.append(f"solution cell {solution} was below test cells that use it; moved above them")
 
 
 def restore_locked(nb, release, source=None) -> list[str]:
@@ -401,7 +406,7 @@ def repair(nb: NotebookNode, release: NotebookNode, source: NotebookNode | None 
     _merge_split_solutions(nb, released, notes)
     _deduplicate(nb, released, notes)
     _remark_retyped_solutions(nb, release, notes)
-    _move_solutions_above_tests(nb, release, notes)
+    _order_solutions(nb, release, notes)
     notes += restore_locked(nb, release, source)
     return notes
 

@@ -189,6 +189,23 @@ def solution_below_tests(nb, lesson):  # dragged the solution cell below its tes
     return clean(nb, lesson)
 
 
+def exercises_swapped(nb, lesson):  # dragged the second exercise (solution and tests) above the first
+    solutions = [i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution")]
+    if len(solutions) < 2:
+        return clean(nb, lesson)
+    end = solutions[2] if len(solutions) > 2 else len(nb.cells)
+    second = nb.cells[solutions[1]:end]
+    del nb.cells[solutions[1]:end]
+    nb.cells[solutions[0]:solutions[0]] = second
+    return clean(nb, lesson)
+
+
+def solution_above_setup(nb, lesson):  # dragged the first solution cell to the top of the notebook
+    s, _ = first_exercise(nb)
+    nb.cells.insert(0, nb.cells.pop(s))
+    return clean(nb, lesson)
+
+
 def solution_as_markdown(nb, lesson):  # pressed M in command mode
     s, _ = first_exercise(nb)
     nb.cells[s].cell_type = "markdown"
@@ -240,24 +257,43 @@ def reordered_demo(nb, lesson):  # moved the first solution cell up, right below
 
 
 KINDS = {f.__name__: f for f in (
-    clean, copied_test, duplicated_solution, colab_copy, browser_download, byte_order_mark, windows_line_endings,
-    trailing_spaces, colab, vscode, custom_kernel, jupyterlab_metadata, older_nbformat, shell_and_magics,
-    added_cells, split_solution, split_solution_unmarked, solution_below_tests, solution_as_markdown,
-    solution_as_raw, markdown_test_cell, bare_cells, stripped_marks, retyped_solution, reordered_demo)}
+    clean, copied_test, duplicated_solution, colab_copy, browser_download, byte_order_mark,
+    windows_line_endings, trailing_spaces, colab, vscode, custom_kernel, jupyterlab_metadata, older_nbformat,
+    shell_and_magics, added_cells, split_solution, split_solution_unmarked, solution_below_tests,
+    exercises_swapped, solution_above_setup, solution_as_markdown, solution_as_raw, markdown_test_cell,
+    bare_cells, stripped_marks, retyped_solution, reordered_demo)}
+
+# Kinds after which the graded cells keep the student's order (all tests still after what they use).
+REORDERED = {"exercises_swapped"}
 
 # What the reason must say (a substring; {s} is the first solution's grade id, {t} its first test's,
 # {lesson} the lesson); None: nothing about the notebook's form.
 NOTES = {
-    "clean": None, "copied_test": "your duplicated test cell {t} was removed",
-    "duplicated_solution": "solution cell {s} appeared 2 times", "colab_copy": "graded 'Copy of {lesson}.ipynb'",
-    "browser_download": "graded '{lesson} (1).ipynb'", "byte_order_mark": "byte-order mark",
-    "windows_line_endings": "Windows line endings", "trailing_spaces": None, "colab": None, "vscode": None,
-    "custom_kernel": None, "jupyterlab_metadata": None, "older_nbformat": None, "shell_and_magics": None,
-    "added_cells": None, "split_solution": "solution cell {s} was split into 2 cells",
+    "clean": None,
+    "copied_test": "your duplicated test cell {t} was removed",
+    "duplicated_solution": "solution cell {s} appeared 2 times",
+    "colab_copy": "graded 'Copy of {lesson}.ipynb'",
+    "browser_download": "graded '{lesson} (1).ipynb'",
+    "byte_order_mark": "byte-order mark",
+    "windows_line_endings": "Windows line endings",
+    "trailing_spaces": None,
+    "colab": None,
+    "vscode": None,
+    "custom_kernel": None,
+    "jupyterlab_metadata": None,
+    "older_nbformat": None,
+    "shell_and_magics": None,
+    "added_cells": None,
+    "split_solution": "solution cell {s} was split into 2 cells",
     "split_solution_unmarked": "solution cell {s} was split into 2 cells",
-    "solution_below_tests": "solution cell {s} was below its tests", "solution_as_markdown": "turned into markdown",
-    "solution_as_raw": "turned into raw", "markdown_test_cell": "test cells restored as code: {t} (turned into markdown)",
-    "bare_cells": None, "stripped_marks": "had lost their grading marks and were recognised by their code",
+    "solution_below_tests": "solution cell {s} was below test cells that use it",
+    "exercises_swapped": "solution cell {s} was below test cells that use it",
+    "solution_above_setup": "solution cell {s} was above the setup cells it needs",
+    "solution_as_markdown": "turned into markdown",
+    "solution_as_raw": "turned into raw",
+    "markdown_test_cell": "test cells restored as code: {t} (turned into markdown)",
+    "bare_cells": None,
+    "stripped_marks": "had lost their grading marks and were recognised by their code",
     "retyped_solution": "solution cell {s} had lost its grading mark",
     "reordered_demo": None,
 }
