@@ -27,7 +27,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # kinds that change what runs, or how the file is read, with CI's time in mind.
 KINDS_02 = ["clean", "copied_test", "duplicated_solution", "colab_copy", "browser_download", "byte_order_mark",
             "windows_line_endings", "colab", "vscode", "custom_kernel", "shell_and_magics", "split_solution",
-            "solution_as_markdown", "solution_below_tests", "retyped_solution", "markdown_test_cell"]
+            "solution_as_markdown", "solution_below_tests", "exercises_swapped", "retyped_solution",
+            "markdown_test_cell", "stripped_marks"]
 WRONG_KINDS = ["clean", "copied_test", "duplicated_solution", "split_solution", "solution_as_markdown"]
 SAMPLE = {"02_convolution": KINDS_02,
           "06_receptive_fields": ["clean", "copied_test", "duplicated_solution", "byte_order_mark", "split_solution"]}
