@@ -15,6 +15,9 @@ process, as they then are), and gets, at most ``CELL_TIMEOUT_S``:
 Solution and setup cells, and cells the student wrote or changed, keep the global
 limit: their work is the student's and a timeout there costs more than one exercise.
 
+The measurement is kept per machine, notebook and policy (:func:`cached`, under
+``~/.cache/cnn-course``), so grading the same lessons again does not measure again.
+
 Cells are named by :func:`cell_key`: a test cell by its grade id, any other cell by
 a digest of its code (ignoring line endings and trailing spaces).
 :class:`autograder.execute.ResilientExecute` reads the limits from its ``cell_limits``
@@ -28,6 +31,7 @@ import hashlib
 import json
 import os
 import pathlib
+import platform
 import shutil
 import sys
 import tempfile
@@ -102,15 +106,31 @@ def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
     return limits
 
 
+def cached(notebook: pathlib.Path) -> pathlib.Path:
+    """Where this machine keeps :func:`measure`'s result for this very notebook, Python and policy."""
+    key = repr((platform.node(), os.cpu_count(), sys.version, CELL_TIMEOUT_S, PRELOAD,
+                TEST_FLOOR_S, TEST_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR)).encode() + notebook.read_bytes()
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
+    return cache / "cnn-course" / "cell-limits" / f"{hashlib.sha256(key).hexdigest()[:32]}.json"
+
+
 def measure_lessons(source: pathlib.Path, lessons: list[str], into: pathlib.Path) -> dict[str, dict[str, int]]:
-    """:func:`measure` every lesson's notebook under ``source``; write the limits to ``into`` (JSON)."""
+    """:func:`measure` every lesson's notebook under ``source``, or take what this machine measured for
+    the same notebook before (:func:`cached`); write the limits to ``into`` (JSON)."""
     limits = {}
     for lesson in lessons:
+        notebook = source / lesson / f"{lesson}.ipynb"
         try:
-            limits[lesson] = measure(source / lesson / f"{lesson}.ipynb")
+            limits[lesson] = load(cached(notebook)) or measure(notebook)
         except Exception as exc:  # noqa: BLE001 - grading goes on with the global limit
             print(f"warning: {lesson}: could not measure its cells' time limits ({type(exc).__name__}: {exc}); "
                   f"every cell gets {CELL_TIMEOUT_S} s", file=sys.stderr)
+            continue
+        try:
+            cached(notebook).parent.mkdir(parents=True, exist_ok=True)
+            cached(notebook).write_text(json.dumps(limits[lesson]))
+        except OSError:
+            pass  # no cache: measured again next time
     into.write_text(json.dumps(limits, indent=1, sort_keys=True))
     return limits
 

@@ -83,3 +83,20 @@ def test_an_interrupted_loop_keeps_the_kernel_and_a_deaf_one_is_restarted(tmp_pa
     assert after.outputs[0]["text"] == "42\n"  # same kernel, same state
     assert deaf.outputs[-1]["evalue"] == "timed out in cell 4 after 3 s; the kernel was restarted for the next cells"
     assert last.outputs[-1]["ename"] == "NameError"  # a new kernel: x was never replayed
+
+
+def test_a_measurement_is_kept_per_notebook_and_taken_again(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    source = tmp_path / "source" / "02_convolution"
+    source.mkdir(parents=True)
+    notebook = source / "02_convolution.ipynb"
+    notebook.write_text((ROOT / "solutions" / "02_convolution" / "02_convolution.ipynb").read_text())
+    runs = []
+    monkeypatch.setattr(limits, "measure", lambda nb: runs.append(nb) or {"test_correlate2d": 5})
+    for _ in range(2):
+        assert limits.measure_lessons(tmp_path / "source", ["02_convolution"], tmp_path / "limits.json") == {
+            "02_convolution": {"test_correlate2d": 5}}
+    assert runs == [notebook]
+    notebook.write_text(notebook.read_text().replace("Lesson 02", "Lesson two"))  # the instructor edited it
+    limits.measure_lessons(tmp_path / "source", ["02_convolution"], tmp_path / "limits.json")
+    assert runs == [notebook, notebook]
