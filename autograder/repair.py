@@ -60,7 +60,7 @@ class Unreadable(Exception):
 
 def _decode(data: bytes) -> tuple[str, list[str]]:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), ["the notebook was saved as UTF-16 text; read as UTF-8"]
+        return data.decode("utf-16"), ["the notebook was saved as UTF-16 text (read as such)"]
     if data.startswith(b"\xef\xbb\xbf"):
         return data[3:].decode("utf-8"), ["the file started with a byte-order mark (removed)"]
     return data.decode("utf-8"), []
@@ -306,8 +306,7 @@ def _remark_by_code(nb, release, notes) -> None:
             unmarked[key].pop(0).metadata["nbgrader"] = copy.deepcopy(mine.metadata["nbgrader"])
             found.append(meta["grade_id"])
     if found:
-        notes.append(f"{len(found)} cells had lost their grading marks and were recognised by their code "
-                     f"({', '.join(found)})")
+        notes.append(f"cells that had lost their grading marks, recognised by their code: {', '.join(found)}")
 
 
 def _remark_retyped_solutions(nb, release, notes) -> None:

@@ -293,7 +293,7 @@ NOTES = {
     "solution_as_raw": "turned into raw",
     "markdown_test_cell": "test cells restored as code: {t} (turned into markdown)",
     "bare_cells": None,
-    "stripped_marks": "had lost their grading marks and were recognised by their code",
+    "stripped_marks": "cells that had lost their grading marks, recognised by their code: ",
     "retyped_solution": "solution cell {s} had lost its grading mark",
     "reordered_demo": None,
 }
