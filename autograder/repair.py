@@ -352,7 +352,7 @@ def restore_locked(nb, release, source=None) -> list[str]:
     source's), not its line endings or trailing spaces.
     """
     original = {_gid(c): code_of(c.source) for c in (source or release).cells}
-    deleted, altered, retyped = [], [], []
+    deleted, altered, retyped, setup = [], [], [], []
     position = 0
     for cell in release.cells:
         meta = _meta(cell)
@@ -365,9 +365,11 @@ def restore_locked(nb, release, source=None) -> list[str]:
             mine = nb.cells[index]
             changed = code_of(mine.source) not in (code_of(cell.source), original.get(gid))
             if locked and (mine.cell_type != "code" or changed):
-                if meta.get("grade") and changed:
+                if not meta.get("grade"):
+                    setup.append(gid)
+                elif changed:
                     altered.append(gid)
-                elif meta.get("grade"):
+                else:
                     retyped.append(f"{gid} (turned into {mine.cell_type})")
                 nb.cells[index] = restored = copy.deepcopy(cell)
                 restored.id = mine.get("id", restored.get("id"))
@@ -379,7 +381,7 @@ def restore_locked(nb, release, source=None) -> list[str]:
                 cell.id = _fresh_id(taken)
             nb.cells.insert(position, cell)
             position += 1
-            (deleted if meta.get("grade") else altered).append(gid)
+            (deleted if meta.get("grade") else setup).append(gid)
     notes = []
     if deleted:
         notes.append(f"test cells deleted and restored: {', '.join(deleted)}")
@@ -387,6 +389,8 @@ def restore_locked(nb, release, source=None) -> list[str]:
         notes.append(f"test cells were altered and restored: {', '.join(altered)}")
     if retyped:
         notes.append(f"test cells restored as code: {', '.join(retyped)}")
+    if setup:
+        notes.append(f"setup cells deleted or changed, restored: {', '.join(setup)}")
     return notes
 
 

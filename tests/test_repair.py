@@ -161,3 +161,13 @@ def test_collect_finds_a_renamed_notebook_and_says_which_one_is_broken(tmp_path)
 def test_copy_marks_in_names_mean_the_lesson(name):
     assert repair.lesson_of(name, LESSONS) == "02_convolution"
     assert repair.lesson_of(name.replace("02_convolution", "02_convolutions"), LESSONS) is None
+
+
+def test_a_deleted_setup_cell_is_restored_and_called_a_setup_cell():
+    lesson = "02_convolution"
+    nb = messy.student_notebook(lesson)
+    nb.cells = [c for c in nb.cells if messy.gid(c) != "setup"]
+    release = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    assert repair.repair(nb, release) == ["setup cells deleted or changed, restored: setup"]
+    ids = [messy.gid(c) for c in nb.cells if messy.gid(c)]
+    assert ids[:3] == ["colab_badge", "colab_setup", "setup"]
