@@ -42,10 +42,6 @@ from .repair import code_of
 FIT = os.environ.get("CNN_GRADER_FIT_LIMITS", "1") != "0"  # 0: every cell gets the global limit
 TEST_FLOOR_S, TEST_FACTOR = 5.0, 10.0
 DEMO_FLOOR_S, DEMO_FACTOR = 2.0, 3.0
-# The measuring run's kernel is configured as a grading kernel is (one thread per library, the smoke mode).
-MEASURE_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "NUMEXPR_NUM_THREADS": "1", "VECLIB_MAXIMUM_THREADS": "1", "MPLBACKEND": "Agg",
-               "PYTHONDONTWRITEBYTECODE": "1", "CNN_COURSE_MODE": "smoke"}
 
 
 def cell_key(cell) -> str | None:
@@ -79,14 +75,11 @@ def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
     import nbformat
     from nbclient import NotebookClient
 
-    try:  # moving to autograder.isolation
-        from .isolation import modules_imported_by
-    except ImportError:
-        from .execute import modules_imported_by
+    from . import isolation
 
     nb = nbformat.read(notebook, as_version=4)
     if preload:  # what the zygote imports before it forks a kernel, left out of the cells' times
-        modules = ["ipykernel.kernelapp", *modules_imported_by([notebook])]
+        modules = ["ipykernel.kernelapp", *isolation.modules_imported_by([notebook])]
         nb.cells.insert(0, nbformat.v4.new_code_cell(
             f"import importlib\nfor _m in {modules!r}:\n    try:\n        importlib.import_module(_m)\n"
             "    except Exception:\n        pass"))
@@ -96,7 +89,9 @@ def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
         client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
                                 record_timing=True, resources={"metadata": {"path": str(folder)}},
                                 extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"])
-        client.execute(env={**os.environ, **MEASURE_ENV}, cwd=str(folder))
+        # configured as a grading kernel is (one thread per library, the smoke mode), found on this PATH
+        env = {**os.environ, **isolation.sandbox_env(), "PATH": os.environ.get("PATH", "")}
+        client.execute(env=env, cwd=str(folder))
     limits = {}
     for cell in nb.cells[1 if preload else 0:]:
         key, seconds = cell_key(cell), _seconds(cell)
