@@ -26,7 +26,7 @@ class Submission:
     score: float = 0.0
     max_score: float = 0.0
     feedback: pathlib.Path | None = None
-    file: str = ""                   # the notebook's name in folder, when it is not <lesson>.ipynb
+    file: str = ""                   # the notebook's name in folder ("": <lesson>.ipynb)
 
     @property
     def notebook(self) -> pathlib.Path:
