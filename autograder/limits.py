@@ -15,8 +15,9 @@ process, as they then are), and gets, at most ``CELL_TIMEOUT_S``:
 Solution and setup cells, and cells the student wrote or changed, keep the global
 limit: their work is the student's and a timeout there costs more than one exercise.
 
-The measurement is kept per machine, notebook and policy (:func:`cached`, under
-``~/.cache/cnn-course``), so grading the same lessons again does not measure again.
+The measurement is kept per machine, notebook (and ``cnn_course`` package) and policy
+(:func:`cached`, under ``~/.cache/cnn-course``), so grading the same lessons again does
+not measure again.
 
 Cells are named by :func:`cell_key`: a test cell by its grade id, any other cell by
 a digest of its code (ignoring line endings and trailing spaces).
@@ -102,11 +103,18 @@ def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
 
 
 def cached(notebook: pathlib.Path) -> pathlib.Path:
-    """Where this machine keeps :func:`measure`'s result for this very notebook, Python and policy."""
-    key = repr((platform.node(), os.cpu_count(), sys.version, CELL_TIMEOUT_S, PRELOAD,
-                TEST_FLOOR_S, TEST_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR)).encode() + notebook.read_bytes()
+    """Where this machine keeps :func:`measure`'s result for this very notebook (and the files beside it),
+    this ``cnn_course`` package, Python and policy."""
+    import cnn_course
+
+    key = hashlib.sha256(repr((platform.node(), os.cpu_count(), sys.version, CELL_TIMEOUT_S, PRELOAD,
+                               TEST_FLOOR_S, TEST_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR)).encode())
+    package = pathlib.Path(cnn_course.__file__).parent
+    for path in sorted([*notebook.parent.rglob("*"), *package.rglob("*.py")]):
+        if path.is_file() and "__pycache__" not in path.parts:
+            key.update(str(path.name).encode() + path.read_bytes())
     cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache")
-    return cache / "cnn-course" / "cell-limits" / f"{hashlib.sha256(key).hexdigest()[:32]}.json"
+    return cache / "cnn-course" / "cell-limits" / f"{key.hexdigest()[:32]}.json"
 
 
 def measure_lessons(source: pathlib.Path, lessons: list[str], into: pathlib.Path) -> dict[str, dict[str, int]]:
