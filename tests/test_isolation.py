@@ -136,11 +136,22 @@ paths = {[str(p) for p in paths]!r}
 print("seen", [p for p in paths if os.path.exists(p)])
 print("course", sorted(os.listdir({str(root)!r})))
 print("requests", len(os.listdir({str(zygote.io_root)!r})))  # its own request folder, no other kernel's
+conn = os.environ.get("JPY_CONNECTION_FILE") or glob.glob({str(zygote.io_root)!r} + "/*/kernel.json")[0]
+print("up", sorted(os.listdir(os.path.join(os.path.dirname(conn), "..", ".."))))  # climbing out of its folder
+fds = []
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds.append(os.readlink(f"/proc/self/fd/{{fd}}"))
+    except OSError:  # the listing's own descriptor, closed by now
+        pass
+print("fds", sorted(fds))
 import cnn_course, numpy; print("packages", cnn_course.__name__, numpy.__name__)
 '''], tmp_path)
     facts = lines(out[0])
     assert facts["seen"] == "[]", out
     assert facts["requests"] == "1", out
+    assert eval(facts["up"]) == [zygote.io_root.name], out  # ../.. of its folder is the private /tmp's copy
+    assert not [f for f in eval(facts["fds"]) if str(course_root()) in f or str(zygote.secret) in f], out
     course = eval(facts["course"])
     assert "solutions" not in course and ".git" not in course and "tests" not in course, course
     assert facts["packages"] == "cnn_course numpy"  # what a kernel needs is there, read-only
