@@ -89,7 +89,7 @@ class Runner:
         # NumPy lessons: a fresh interpreter, where torch is not even loaded; the others: the warm zygote's.
         self.proc = isolation.start_script(RUNNER_PY, _forbidden_dirs(), self.files_from, self.hide, warm=not self.numpy_only)
         self.to_child, self.from_child = self.proc.to_child, self.proc.from_child
-        wire.send(self.to_child, {"numpy_only": self.numpy_only, "cells": [list(c) for c in self.cells]})
+        self._send({"numpy_only": self.numpy_only, "cells": [list(c) for c in self.cells]})
         try:
             self._recv(self.timeout * max(1, len(self.cells)))
         except RunnerGone as exc:
@@ -135,14 +135,40 @@ class Runner:
                 try:
                     return wire.recv(self.from_child)
                 except (EOFError, ValueError, OSError) as exc:  # it ended, or wrote what is not a reply
-                    with contextlib.suppress(Exception):
-                        self.proc.wait(timeout=2 if isinstance(exc, EOFError) else 0)
-                    self._drain_stderr()
-                    code = self.proc.poll()
-                    why = self.violation() or (f"the process ended (exit status {code})" if code is not None
-                                               else "it sent something that is not a reply")
-                    self.stop()
-                    raise RunnerGone(why) from exc
+                    self._gone(exc)
+
+    def _gone(self, exc: BaseException | None):
+        with contextlib.suppress(Exception):
+            self.proc.wait(timeout=2 if isinstance(exc, (EOFError, BrokenPipeError)) else 0)
+        self._drain_stderr()
+        code = self.proc.poll()
+        why = self.violation() or (f"the process ended (exit status {code})" if code is not None
+                                   else "it sent something that is not a reply")
+        self.stop()
+        raise RunnerGone(why) from exc
+
+    def _send(self, message) -> None:
+        """Write a request without blocking on it: the child's stderr is drained meanwhile, and anything it
+        writes on the reply channel before the request is read is not a reply (only student code does that)."""
+        view = memoryview(wire.frame(message))
+        os.set_blocking(self.to_child, False)
+        deadline = time.monotonic() + self.timeout
+        while view:
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RunnerGone(f"did not read its request in {int(self.timeout)} s")
+            ready, writable, _ = select.select([self.from_child, self.proc.stderr], [self.to_child], [], 1.0)
+            if self.proc.stderr in ready:
+                self._drain_stderr()
+            if self.from_child in ready:
+                self._gone(None)
+            if writable:
+                try:
+                    view = view[os.write(self.to_child, view):]
+                except BlockingIOError:
+                    pass
+                except OSError as exc:  # it is gone
+                    self._gone(exc)
 
     def violation(self) -> str:
         return _violation(self.stderr.getvalue())
@@ -155,14 +181,14 @@ class Runner:
         if self.proc is None:
             self.start()
         if self.numpy_only or value:
-            wire.send(self.to_child, {"call": name, "args": list(args), "kwargs": dict(kwargs), "value": value})
+            self._send({"call": name, "args": list(args), "kwargs": dict(kwargs), "value": value})
         else:  # PyTorch lessons: the objects themselves, pickled (this direction is trusted), see autograder.objects
             from cnn_course.model_checks import GradientProbe
 
             pickled = objects.dumps_call(args, kwargs, self.theirs)
             watched = [i for i, a in enumerate([*args, *kwargs.values()]) if any(p.model is a for p in GradientProbe.live)]
-            wire.send(self.to_child, {"call": name, "pickled": np.frombuffer(pickled, np.uint8), "defs": self.defs,
-                                      "probe": watched, "count": count, "ask": ask})
+            self._send({"call": name, "pickled": np.frombuffer(pickled, np.uint8), "defs": self.defs,
+                        "probe": watched, "count": count, "ask": ask})
         return self._recv(self.timeout)
 
     def invoke(self, what: str, name: str, args: tuple, kwargs: dict, count: bool = False, ask: str = ""):

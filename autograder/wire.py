@@ -105,9 +105,14 @@ def loads(data: bytes):
         raise ValueError(f"malformed message ({type(exc).__name__})") from None
 
 
-def send(fd: int, message) -> None:
+def frame(message) -> bytes:
+    """A message as it goes down a pipe: its length, then its bytes."""
     data = dumps(message)
-    view = memoryview(struct.pack("<Q", len(data)) + data)
+    return struct.pack("<Q", len(data)) + data
+
+
+def send(fd: int, message) -> None:
+    view = memoryview(frame(message))
     while view:
         n = os.write(fd, view)
         view = view[n:]

@@ -213,22 +213,19 @@ class _ArrayLike:
         return True
 _PRETENDERS = [_torch.zeros(1).as_subclass(_Anything), _ArrayLike()]
 '''
-READER = '''
-import glob, os
+READER = f'''
+import glob
 _found = []
-for _pattern in ("/**/*.ipynb", "/**/gradebook.db", "../**/*.ipynb", os.path.expanduser("~/**/*.ipynb")):
-    try:
-        _found += glob.glob(_pattern, recursive=True)[:50]
-    except OSError:
-        pass
-for _path in _found:
-    try:
-        open(_path, "rb").read()
-    except OSError:
-        pass
+for _pattern in ("{ROOT}/solutions/*/*.ipynb", "{ROOT}/tests/*.py", "/tmp/**/*.ipynb", "/tmp/**/gradebook.db", "../*/*"):
+    for _path in glob.glob(_pattern, recursive=True):
+        try:
+            _found.append(open(_path, "rb").read(100))
+        except OSError:
+            pass
+raise RuntimeError(f"found {{len(_found)}} files")
 '''
 CHEATS = {"frame walk": ("", FRAME_WALK), "thread": (THREAD, ""), "trace": (TRACE, ""), "signals": (SIGNALS, ""),
-          "finalizer": (FINALIZER, ""), "flood": ("", FLOOD), "pretender": (PRETEND, ""), "reader": (READER, "")}
+          "finalizer": (FINALIZER, ""), "flood": ("", FLOOD), "pretender": (PRETEND, ""), "reader": ("", READER)}
 
 
 def stubs(lesson: str, top: str, body: str, result: str) -> dict[str, str]:
@@ -245,12 +242,14 @@ def stubs(lesson: str, top: str, body: str, result: str) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("lesson", TORCH_LESSONS)
 @pytest.mark.parametrize("cheat", sorted(CHEATS))
-def test_every_cheat_with_stub_functions_scores_nothing(lesson, cheat):
+def test_every_cheat_with_stub_functions_scores_nothing(lesson, cheat, zygote):
     top, body = CHEATS[cheat]
     result = "_PRETENDERS[0]" if cheat == "pretender" else "(0, 0)"
     verdicts = verdicts_for(lesson, stubs(lesson, top, body, result))
     passed = [gid for gid, (ok, _) in verdicts.items() if ok]
     assert not passed, (cheat, passed)
+    if cheat == "reader" and zygote.strict:  # the solutions, tests, other students' notebooks are not there
+        assert all("found 0 files" in message for _, message in verdicts.values()), verdicts
 
 
 ANSWER_KEY = {  # a correct function that hands part of the work to the course's own package
