@@ -622,10 +622,10 @@ ENV_CHECKPOINT = "CNN_COURSE_CHECKPOINT"
 
 
 def checkpoint_candidates() -> list[pathlib.Path]:
-    """Where lesson 09 looks for lesson 08's checkpoint: $CNN_COURSE_CHECKPOINT, here, the lesson-08 folder."""
-    paths = [pathlib.Path(os.environ[ENV_CHECKPOINT])] if os.environ.get(ENV_CHECKPOINT) else []
-    paths += [pathlib.Path(CHECKPOINT), pathlib.Path("..") / "08_cifar10_on_gpu" / CHECKPOINT]
-    return paths
+    """Where lesson 09 looks for lesson 08's checkpoint, in order (see :mod:`cnn_course.chain`)."""
+    from . import chain
+
+    return [path for path, _ in chain.candidates()]
 
 
 def quick_train(model: nn.Module, data: Data, device, epochs: int = 2, batch_size: int = 100, lr: float = 0.2,
@@ -651,24 +651,22 @@ def quick_train(model: nn.Module, data: Data, device, epochs: int = 2, batch_siz
     return model.eval()
 
 
-def trained_model(settings: Settings, data: Data) -> tuple[nn.Module, str]:
-    """Lesson 08's trained network if its checkpoint loads into :func:`reference_model`, else a small model
-    trained here and now. Returns (model in eval mode, a sentence saying which)."""
-    problems = []
-    for path in checkpoint_candidates():
-        if not path.is_file():
-            continue
-        model = reference_model()
-        try:
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        except Exception as exc:  # noqa: BLE001 - a learner's own architecture, a broken file...
-            problems.append(f"{path} does not load into the reference architecture ({type(exc).__name__})")
-            continue
-        return model.to(settings.device).eval(), f"lesson 08's trained network, loaded from {path}"
+def trained_model(settings: Settings, data: Data, use_drive: bool = False) -> tuple[nn.Module, str]:
+    """Lesson 08's trained network, found by :func:`chain.find_checkpoint` (``use_drive``: mount Google
+    Drive on Colab), else a small stand-in trained here and now. Returns (model in eval mode, a
+    sentence saying which, and where it came from)."""
+    from . import chain
+
+    found = chain.find_checkpoint(mount_drive=use_drive)
+    if found.path is not None:
+        model = chain.load_checkpoint(found.path)
+        return model.to(settings.device).eval(), f"loaded your lesson 08 model from {found.path} ({found.where})"
     width, epochs, batch = (16, 2, 100) if data.real else (8, 3, 50)
     start = time.perf_counter()
     model = quick_train(reference_model(width=width), data, settings.device, epochs=epochs, batch_size=batch)
-    why = "; ".join(problems) if problems else "no lesson-08 checkpoint found"
-    return model, (f"a SMALL model (width {width}) trained just now for {epochs} epochs in "
-                   f"{time.perf_counter() - start:.0f} s on {'CIFAR-10' if data.real else 'FAKE data'}, "
-                   f"because {why}: expect much blurrier maps than a fully trained network gives")
+    problems = "".join(f"{p}. " for p in found.problems)
+    usable = "usable" if found.problems else "trained"
+    return model, (f"{problems}no {usable} lesson 08 model found: using the small STAND-IN model (width {width}, "
+                   f"trained just now for {epochs} epochs in {time.perf_counter() - start:.0f} s on "
+                   f"{'CIFAR-10' if data.real else 'FAKE data'}); expect much blurrier maps than your fully "
+                   f"trained network gives. {chain.how_to_bring_it('above')}")
