@@ -154,7 +154,9 @@ def prepare_process() -> None:
 
 
 def _torch_call(fn, args, kwargs, request, objects, model_checks, torch_checks):
-    """Run one call on the objects the grader sent; return (result, what became of each argument)."""
+    """Run one call on the objects the grader sent; return (result, what became of each argument, exception).
+
+    A question about a model that lives here (``ask``) reports nothing: the model stays here."""
     everything = list(args) + list(kwargs.values())
     probes = {i: model_checks.GradientProbe(everything[i]) for i in request.get("probe") or []
               if i < len(everything)}
@@ -169,6 +171,8 @@ def _torch_call(fn, args, kwargs, request, objects, model_checks, torch_checks):
         error = exc
     for probe in probes.values():
         probe.remove()
+    if request.get("ask"):
+        return result, [None] * len(everything), error
     return result, [objects.report(v, probes.get(i), before) for i, v in enumerate(everything)], error
 
 
