@@ -264,10 +264,11 @@ def checkpoint_upload_widget(on_loaded: Callable[[pathlib.Path], None] | None = 
 
     upload = widgets.FileUpload(accept=".pt", multiple=False, description=f"Upload {CHECKPOINT}",
                                 layout=widgets.Layout(width="auto"))
+    megabytes = 4 * cifar.count_parameters((build_model or cifar.reference_model)()) / 1e6  # float32 weights
     status = widgets.HTML(
-        "Choose lesson 08's <code>cifar10_model.pt</code>. If nothing happens after you choose it, the file "
-        "is too large for this notebook's connection (a full model is about 26 MB; Colab's limit is far "
-        "lower): put the file beside this notebook with the file browser instead"
+        f"Choose lesson 08's <code>{CHECKPOINT}</code> (this network's weights take {megabytes:.1f} MB). If "
+        "nothing happens after you choose it, the file is too large for this notebook's connection (a Jupyter "
+        "server takes 10 MiB by default, Colab much less): put it beside this notebook with the file browser instead"
         + (" (Colab: the Files panel on the left)" if on_colab() else "") + ".")
 
     def show(text: str, ok: bool) -> None:

@@ -155,6 +155,7 @@ def test_upload_lands_where_lesson_09_loads_it(lessons):
     loaded = []
     box = chain.checkpoint_upload_widget(on_loaded=loaded.append, build_model=small)
     assert isinstance(box.upload, ipywidgets.FileUpload)
+    assert "file browser" in box.status.value  # the way round a connection too small for the file
     content = file_bytes(seed=4)
     seen = []
     box.upload.observe(lambda change: seen.append(change["new"]), names="value")
