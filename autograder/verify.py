@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 from . import isolation, objects, wire
-from .config import CELL_TIMEOUT_S
+from .config import CELL_TIMEOUT_S, SUBMISSION_TIMEOUT_S
 
 NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
 RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
@@ -358,9 +358,13 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
                     reply = runner.call(name, (), {}, value=True)
                     if "result" in reply:
                         namespace[name] = reply["result"]
+        deadline = time.monotonic() + SUBMISSION_TIMEOUT_S  # the whole notebook's time, as in the kernel
         for cell in source_nb.cells:
             gid = _meta(cell).get("grade_id")
             if gid not in test_ids:
+                continue
+            if time.monotonic() > deadline:
+                verdicts[gid] = CellVerdict(gid, False, "the notebook ran out of time outside the kernel")
                 continue
             runner.defs = "" if runner.numpy_only else objects.definitions(cell.source)
             try:

@@ -299,3 +299,14 @@ def test_lesson_08s_checkpoint_is_run_where_the_labels_are_not(tmp_path, monkeyp
     (folder / cifar.CHECKPOINT).unlink()
     passed, message = verdicts_for(lesson, {}, folder, test)[test[0]]
     assert not passed and "no cifar10_model.pt" in message
+
+
+@pytest.mark.slow
+def test_the_notebook_has_its_time_outside_the_kernel_too(monkeypatch):
+    import autograder.verify
+
+    monkeypatch.setattr(autograder.verify, "SUBMISSION_TIMEOUT_S", 3)
+    slow = "def receptive_fields(layers):\n    import time\n    time.sleep(4)\n    return []\n"
+    verdicts = verdicts_for("06_receptive_fields", {"receptive_fields": slow})
+    late = [gid for gid, (_, message) in verdicts.items() if "ran out of time outside the kernel" in message]
+    assert late and "test_receptive_fields" not in late, verdicts
