@@ -181,8 +181,8 @@ def how_to_bring_it(button: str = "below") -> str:
     if on_colab():
         drive = ("" if drive_mounted() else
                  "if lesson 08 saved it to Google Drive, set USE_DRIVE = True and run the cell again; ")
-        return (f"To use yours: {drive}upload {CHECKPOINT} with the button {button}, or drop it into the "
-                "Files panel on the left (into /content, any size); then run the model cell again.")
+        return (f"To use yours: {drive}drop {CHECKPOINT} into the Files panel on the left (into /content, any "
+                f"size), or upload a small one with the button {button}; then run the model cell again.")
     return (f"To use yours: copy lesson 08's {CHECKPOINT} beside this notebook (dragging it into JupyterLab's "
             f"file browser works for any size), or upload it with the button {button}; then run the model cell "
             "again.")
