@@ -212,8 +212,13 @@ def find_checkpoint(mount_drive: bool = False, build_model: Callable | None = No
     Drive is searched only when it is mounted already. Files that do not load are skipped, and the
     reasons kept in ``problems``.
     """
-    looked, problems = [], []
-    for path, where in candidates(mount_drive):
+    looked, problems, drive_note = [], [], "Google Drive (not mounted: USE_DRIVE is False)"
+    if mount_drive and on_colab():
+        try:
+            mount_google_drive()
+        except Exception as exc:  # noqa: BLE001 - permission refused, a timeout...: say so, look elsewhere
+            drive_note = f"Google Drive (could not be mounted: {type(exc).__name__}: {exc})"
+    for path, where in candidates():
         looked.append(f"{path} ({where})")
         if not path.is_file():
             continue
@@ -224,7 +229,7 @@ def find_checkpoint(mount_drive: bool = False, build_model: Callable | None = No
                 continue
         return Found(path, where, tuple(looked), tuple(problems))
     if on_colab() and not drive_mounted():
-        looked.append("Google Drive (not mounted: USE_DRIVE is False)")
+        looked.append(drive_note)
     return Found(None, "", tuple(looked), tuple(problems))
 
 

@@ -117,6 +117,15 @@ def test_on_colab_drive_is_mounted_only_when_asked(lessons, colab):
     assert (found.path, found.where) == (on_drive, "in your Google Drive") and len(colab) == 1
 
 
+def test_on_colab_a_refused_mount_is_reported_not_raised(lessons, colab, monkeypatch):
+    def refuse():
+        raise ValueError("mount failed")
+
+    monkeypatch.setattr(chain, "_mount_drive", refuse)
+    found = chain.find_checkpoint(mount_drive=True, build_model=small)
+    assert found.path is None and "could not be mounted: ValueError: mount failed" in found.message
+
+
 def test_on_colab_the_local_copies_still_come_before_drive(lessons, colab):
     chain.mount_google_drive()
     save(chain.drive_checkpoint())
