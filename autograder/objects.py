@@ -9,14 +9,15 @@ setup namespace; a student function passed along is sent by name too.
 Student to grader (untrusted direction): data only (:mod:`autograder.wire`). After a
 call, :func:`report` describes what became of each argument there: a tensor's values
 and gradient; a module's parameters and buffers, training modes, ``requires_grad``
-flags, plain attributes (numbers, strings, booleans: a spy's ``saw_grad``) and how
-many hooks each of its hook tables holds; another object's plain attributes (a
+flags, plain attributes (numbers, strings, booleans: a spy's ``saw_grad``), how
+many hooks each of its hook tables holds and its submodules' names and classes; another object's plain attributes (a
 scheduler's ``last_epoch``). :func:`apply` copies that, checked against the grader's
 own object (same names, shapes, dtypes, types), into the objects the test holds, so
 the instructor's checks (``expect_unchanged``, ``expect_no_hooks``, the in-place edit
 check) see what the student's function did. A hook left behind there becomes a no-op
 hook here (:func:`cnn_course.model_checks.left_behind`); a global one is counted on
-the model.
+the model; a submodule added, removed or replaced there adds one here
+(``changed_by_the_call``), so ``expect_unchanged`` sees the structure change.
 """
 
 from __future__ import annotations
@@ -109,13 +110,13 @@ def apply(obj, rep) -> None:
             if key in state and state[key] is not None:
                 _copy_into(state[key], value)
         modules = list(obj.named_modules(remove_duplicate=False))
-        reported = rep.get("modules") or []
-        if len(reported) == len(modules):
-            for (name, module), entry in zip(modules, reported):
-                if not (isinstance(entry, list) and len(entry) == 3 and entry[0] == name):
-                    continue
-                _set_plain(module, entry[1])
-                for table, count in zip(HOOK_TABLES, entry[2] if isinstance(entry[2], list) else []):
+        reported = [e for e in rep.get("modules") or [] if isinstance(e, list) and len(e) == 4]
+        if [[n, type(m).__name__] for n, m in modules] != [e[:2] for e in reported]:
+            obj.add_module("changed_by_the_call", nn.Identity())  # its structure changed there: so it does here
+        else:
+            for (_, module), (_, _, attrs, hooks) in zip(modules, reported):
+                _set_plain(module, attrs)
+                for table, count in zip(HOOK_TABLES, hooks if isinstance(hooks, list) else []):
                     _add_hooks(getattr(module, table), count)
         flags = rep.get("requires_grad") or []
         params = [p for _, p in obj.named_parameters(remove_duplicate=False)]
@@ -202,7 +203,7 @@ def report(value, probe=None, global_before=None):
         return {
             "kind": "module",
             "state": {k: v.detach() for k, v in value.state_dict(keep_vars=True).items() if v is not None},
-            "modules": [[name, {k: v for k, v in vars(m).items() if type(v) in PLAIN},
+            "modules": [[name, type(m).__name__, {k: v for k, v in vars(m).items() if type(v) in PLAIN},
                          [len(getattr(m, t, None) or {}) for t in HOOK_TABLES]]
                         for name, m in value.named_modules(remove_duplicate=False)],
             "requires_grad": [bool(p.requires_grad) for _, p in value.named_parameters(remove_duplicate=False)],

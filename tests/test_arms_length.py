@@ -61,8 +61,15 @@ def test_what_the_students_process_did_to_a_model_shows_on_the_graders():
     assert torch.equal(mine[0].weight, theirs[0].weight) and not mine[0].bias.requires_grad
     # Only what the grader's own object has, with the same types and shapes, is taken.
     objects.apply(mine, {"kind": "module", "state": {"0.weight": torch.zeros(3), "nope": torch.zeros(1)},
-                         "modules": [["", {"training": "yes", "forward": 1}, [0, 0, 0, 0]]]})
-    assert mine.training is False and callable(mine.forward)
+                         "modules": [[n, type(m).__name__, {"training": "yes", "forward": 1}, [0, 0, 0, 0]]
+                                     for n, m in mine.named_modules()]})
+    assert mine.training is False and callable(mine.forward) and "nope" not in mine.state_dict()
+    assert mine[0].weight.shape == (3,)  # a tensor resized there is resized here (expect_unchanged sees it)
+    before = model_checks.snapshot(mine)
+    theirs[1] = nn.Identity()  # a layer replaced there shows as a structure change here
+    objects.apply(mine, wire.loads(wire.dumps(objects.report(theirs))))
+    with pytest.raises(model_checks.CheckFailed, match="structure"):
+        model_checks.expect_unchanged(mine, before, "the call")
 
 
 def test_classes_the_test_defines_are_sent_by_name_with_their_source():
