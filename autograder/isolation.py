@@ -98,6 +98,17 @@ def exposed_paths(hide: list[str]) -> list[str]:
     return sorted(p for p in paths if not any(_inside(p, q) for q in paths if q != p))
 
 
+def dataset_paths() -> list[str]:
+    """Folders of datasets, labels included (the course's ``data/``, the instructor's CIFAR-10). Kernels see
+    them read-only (lesson 08's in-kernel checkpoint test); verification processes do not: they are sent
+    the images by the grader and must never find the labels (:func:`start_script`)."""
+    import cnn_course
+
+    paths = [os.path.join(os.path.dirname(os.path.dirname(cnn_course.__file__)), "data"),
+             os.environ.get("CNN_COURSE_CIFAR10", "")]
+    return [os.path.realpath(p) for p in paths if p and os.path.isdir(p)]
+
+
 def bwrap_argv(io_root: str, hide: list[str]) -> list[str]:
     """bubblewrap's arguments for a zygote: a whitelist filesystem and new namespaces."""
     args = [shutil.which("bwrap") or "bwrap", "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc",
@@ -206,10 +217,11 @@ class Zygote:
         return io, uid
 
     def spawn(self, kind: str, argv: list[str], io: pathlib.Path, uid: int | None, fds: tuple[int, ...] = (),
-              env: dict | None = None) -> int:
-        """Fork a child that isolates itself in ``io`` and becomes ``kind`` ("kernel", "script", "exec", "probe")."""
+              env: dict | None = None, conceal: list[str] | None = None) -> int:
+        """Fork a child that isolates itself in ``io`` and becomes ``kind`` ("kernel", "script", "exec", "probe");
+        the folders in ``conceal`` are emptied in its view (strict mode)."""
         request = {"kind": kind, "argv": argv, "io": str(io), "uid": uid, "strict": self.strict,
-                   "limits": limits(), "env": {**sandbox_env(), **(env or {})}}
+                   "limits": limits(), "env": {**sandbox_env(), **(env or {})}, "conceal": list(conceal or [])}
         socket.send_fds(self.sock, [json.dumps({"spawn": request}).encode()], list(fds))
         reply = self._wait_for("pid", 60)
         if "error" in reply:
@@ -364,7 +376,8 @@ def start_script(script: str, args: list[str], files_from: pathlib.Path | None, 
     from_child, from_child_w = os.pipe()
     stderr_r, stderr_w = os.pipe()
     try:
-        pid = z.spawn("script" if warm else "exec", [script, *args], io, uid, fds=(to_child_r, from_child_w, stderr_w))
+        pid = z.spawn("script" if warm else "exec", [script, *args], io, uid, fds=(to_child_r, from_child_w, stderr_w),
+                      conceal=dataset_paths())
     finally:
         for fd in (to_child_r, from_child_w, stderr_w):
             os.close(fd)

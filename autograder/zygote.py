@@ -46,7 +46,7 @@ import socket
 import sys
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWPID, CLONE_NEWNET = 0x20000, 0x4000000, 0x8000000, 0x20000000, 0x40000000
-MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 8, 4096, 16384, 1 << 18
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
 PRIVATE = "/sandbox"  # the child's tmpfs (bubblewrap creates the empty folder); /tmp and /dev/shm are bound from it
 MIB = 1024 * 1024
@@ -89,17 +89,30 @@ def _drop_capabilities(uid: int | None) -> None:
         raise OSError("capabilities are still held after dropping them")
 
 
-def _private_filesystem(io_dir: str, disk_mib: int, uid: int | None) -> str:
-    """Fresh /proc, one size-limited tmpfs for /tmp, /dev/shm and the working folder; only ``io_dir`` of the grader's."""
+def _private_filesystem(io_dir: str, disk_mib: int, uid: int | None, conceal: list[str]) -> str:
+    """Fresh /proc, one size-limited tmpfs for /tmp, /dev/shm and the working folder; only ``io_dir`` of the grader's;
+    the folders in ``conceal`` (datasets with their labels, for verification processes) empty."""
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    for path in conceal:
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
     io_fd = os.open(io_dir, os.O_PATH)
+    # Folders the sandbox shows under /tmp (a dataset, say) must survive /tmp becoming private: keep a handle.
+    under_tmp = [line.split()[1] for line in open("/proc/self/mounts")]
+    under_tmp = {path: os.open(path, os.O_PATH) for path in under_tmp
+                 if path.startswith("/tmp/") and not io_dir.startswith(path) and not path.startswith(os.path.dirname(io_dir))}
     _mount("tmpfs", PRIVATE, "tmpfs", MS_NOSUID | MS_NODEV, f"size={disk_mib}m,mode=0755")
     for name, mode in (("tmp", 0o1777), ("shm", 0o1777), ("work", 0o700)):
         os.mkdir(f"{PRIVATE}/{name}")
         os.chmod(f"{PRIVATE}/{name}", mode)
     for source, target in ((f"{PRIVATE}/tmp", "/tmp"), (f"{PRIVATE}/shm", "/dev/shm")):
         _mount(source, target, None, MS_BIND)
+    for path, fd in under_tmp.items():
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND)
+        _mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fd)
     io_root = os.path.dirname(io_dir)
     if os.path.exists(io_root):  # not under /tmp: hide the other requests' folders explicitly
         _mount("tmpfs", io_root, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
@@ -161,7 +174,7 @@ def isolate(request: dict) -> tuple[str, list[str]]:
         pid = os.fork()
         if pid:
             _relay(pid)
-        work = _private_filesystem(io_dir, int(request["limits"].get("disk_mib", 1024)), uid)
+        work = _private_filesystem(io_dir, int(request["limits"].get("disk_mib", 1024)), uid, request.get("conceal") or [])
         _drop_capabilities(uid)
         done += ["namespaces", "private-filesystem", "no-capabilities", f"disk={request['limits'].get('disk_mib')}MiB"]
         if uid is not None:

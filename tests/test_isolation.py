@@ -240,6 +240,33 @@ def test_a_script_child_is_isolated_the_same_way(zygote, tmp_path):
         assert (facts["uid"] != 0) if os.geteuid() == 0 else True
 
 
+def test_datasets_reach_kernels_but_never_a_verification_process(tmp_path, monkeypatch):
+    """Lesson 08's in-kernel checkpoint test reads the instructor's CIFAR-10; the verification process, which
+    decides, is sent the test images and must not find the labels on disk (a lookup 'model' would score 100%)."""
+    cifar = tmp_path / "cifar10"
+    cifar.mkdir()
+    (cifar / "test_batch").write_text("labels")
+    monkeypatch.setenv("CNN_COURSE_CIFAR10", str(cifar))
+    isolation.stop_zygote()
+    try:
+        isolation.start_zygote([])
+        out = run([f"import os\nprint('labels', os.path.exists({str(cifar / 'test_batch')!r}))"], tmp_path)
+        assert out[0] == "labels True\n", out
+        files = tmp_path / "files"
+        files.mkdir()
+        (files / "look.py").write_text(f"import os, sys\nos.write(int(sys.argv[2]), "
+                                       f"str(os.path.exists({str(cifar / 'test_batch')!r})).encode())\n")
+        for warm in (True, False):
+            child = isolation.start_script("look.py", [], files, warm=warm)
+            try:
+                with os.fdopen(os.dup(child.from_child)) as f:
+                    assert f.read() == "False"
+            finally:
+                child.close()
+    finally:
+        isolation.stop_zygote()
+
+
 def test_doctor_reports_every_guarantee():
     result = subprocess.run([sys.executable, "-m", "autograder", "doctor"], capture_output=True, text=True,
                             cwd=ROOT, timeout=120)
