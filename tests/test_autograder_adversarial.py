@@ -233,7 +233,7 @@ def test_an_adversarial_class(tmp_path):
         "editor": (edit_cell(student_notebook(conv2d_forward=WRONG_CONV2D), "test_conv2d_forward",
                              source="print('conv2d_forward: visible tests passed')"), 6, "altered and restored"),
         "stripper": (edit_cell(student_notebook(conv2d_forward=WRONG_CONV2D), "test_conv2d_forward_hidden",
-                               strip=True), 6, "deleted and restored"),
+                               strip=True), 6, "lost their grading marks"),
     }
     for student, nb in honest.items():
         put(subs, student, LESSON, nb)
