@@ -64,7 +64,7 @@ def sandbox_env() -> dict[str, str]:
     """The environment of every sandboxed process: one thread per library, no display, the grading mode."""
     env = {**THREAD_ENV, "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "USER": "student",
            "MPLBACKEND": "Agg", "PYTHONDONTWRITEBYTECODE": "1", "CNN_COURSE_MODE": "smoke",
-           "MPLCONFIGDIR": "/tmp/.matplotlib"}
+           "MPLCONFIGDIR": "/tmp/.matplotlib", "XDG_CACHE_HOME": "/tmp/.cache"}  # fontconfig's cache: private /tmp
     # Lessons 08/09 re-run their training cells when graded: always in the small "smoke" mode (the
     # checkpoint the student submitted is what gets measured), on the instructor's CIFAR-10 copy if named.
     if os.environ.get("CNN_COURSE_CIFAR10"):

@@ -42,7 +42,7 @@ from .repair import code_of
 
 FIT = os.environ.get("CNN_GRADER_FIT_LIMITS", "1") != "0"  # 0: every cell gets the global limit
 TEST_FLOOR_S, TEST_FACTOR = 5.0, 10.0
-DEMO_FLOOR_S, DEMO_FACTOR = 2.0, 3.0
+DEMO_FLOOR_S, DEMO_FACTOR = 2.0, 2.0
 
 
 def cell_key(cell) -> str | None:
