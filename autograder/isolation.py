@@ -88,8 +88,7 @@ def exposed_paths(hide: list[str]) -> list[str]:
     packages = [os.path.dirname(cnn_course.__file__), os.path.dirname(autograder.__file__)]
     python_home = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
     candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, python_home,
-                  *packages, os.path.join(os.path.dirname(packages[0]), "data"), os.environ.get("CNN_COURSE_CIFAR10", ""),
-                  *(p for p in sys.path if p)]
+                  *packages, *dataset_paths(), *(p for p in sys.path if p)]
     hidden = [os.path.realpath(h) for h in hide]
     paths = []
     for path in dict.fromkeys(os.path.realpath(p) for p in candidates if p and os.path.isdir(p)):
