@@ -20,6 +20,7 @@ from __future__ import annotations
 import filecmp
 import importlib.util
 import pathlib
+import re
 import shutil
 import tempfile
 
@@ -50,6 +51,33 @@ def generate(root: pathlib.Path, lessons: list[str], out_dir: pathlib.Path) -> N
             if not result["success"]:
                 raise ReleaseError(f"nbgrader could not generate {lesson}:\n{result.get('log', '')}{result.get('error', '')}")
             shutil.copytree(scratch / "release" / lesson, out_dir / lesson)
+            link_figures(out_dir / lesson / f"{lesson}.ipynb", lesson)
+
+
+FIGURE_LINK = re.compile(r"\]\(figures/([^)\s]+\.png)\)")
+
+
+def link_figures(notebook: pathlib.Path, lesson: str) -> None:
+    """Point the student notebook's ``![...](figures/<name>.png)`` at the repository's copy of the picture.
+
+    A relative path shows in JupyterLab and on GitHub but not in Colab, which opens the notebook
+    alone; the repository's URL (``links.raw_url``, following ``links.py`` like every other link)
+    shows everywhere the learner is online. The files themselves ship beside the notebook, for
+    :func:`cnn_course.plots.instructor_figure` and for reading offline.
+    """
+    from cnn_course import links
+
+    if not notebook.is_file():
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and FIGURE_LINK.search(cell.source):
+            cell.source = FIGURE_LINK.sub(
+                lambda m: f"]({links.raw_url(f'lessons/{lesson}/figures/{m.group(1)}')})", cell.source)
+            changed = True
+    if changed:
+        nbformat.write(nb, notebook)
 
 
 def _tree(path: pathlib.Path) -> set[str]:

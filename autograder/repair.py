@@ -206,7 +206,11 @@ def _defines(source: str, name: str) -> bool:
         tree = ast.parse(_python(source))
     except (SyntaxError, ValueError):
         return False
-    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name
+    def assigns(node) -> bool:  # the answer to a question: ``q_name = ...``
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+        return any(isinstance(t, ast.Name) and t.id == name for t in targets)
+
+    return any((isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n.name == name) or assigns(n)
                for n in tree.body)
 
 

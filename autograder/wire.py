@@ -52,8 +52,10 @@ def _encode(value, arrays: list):
             raise NotData("a tensor that is not one")
         arrays.append(arr)
         return {"T": len(arrays) - 1}
-    if type(value) in (tuple, list):
-        return {"t" if type(value) is tuple else "l": [_encode(v, arrays) for v in value]}
+    if type(value) is list:
+        return {"l": [_encode(v, arrays) for v in value]}
+    if isinstance(value, tuple):  # torch.Size and named tuples cross as the plain tuple of their items
+        return {"t": [_encode(v, arrays) for v in tuple.__iter__(value)]}
     if type(value) is dict:
         return {"d": [[_encode(k, arrays), _encode(v, arrays)] for k, v in value.items()]}
     raise NotData(f"a {type(value).__module__}.{type(value).__qualname__}")

@@ -299,6 +299,60 @@ def expect_equal(actual: Any, expected: Any, what: str = "the result", hint: str
         _fail(message)
 
 
+def expect_answer(value: Any, form: str, what: str = "your answer", *, expected: Any = None,
+                  rtol: float = 1e-2) -> None:
+    """A "predict, then check" answer: its form (``form``), then, with ``expected``, its value.
+
+    Forms: ``"int"``, ``"float"`` (any real number; compared with relative tolerance
+    ``rtol``, default 1%: a prediction, not a computation), ``"bool"``, ``"tuple of N ints"``
+    (a tuple or list, e.g. a shape), ``"letter a-d"`` (one letter in that range, either case).
+    The visible test checks the form only; the hidden test passes ``expected``.
+    """
+    __tracebackhide__ = True
+    if value is None or value is Ellipsis:
+        _fail(f"{what} is still {value!r}: write your prediction as a value ({form})")
+    words = form.split()
+    kind = words[-1]
+    integral = (int, np.integer)
+    if form == "int":
+        if _isinstance(value, (bool, np.bool_)) or not _isinstance(value, integral):
+            _fail(f"{what} should be an int, got {describe(value)} (a {_type(value).__name__})")
+        value = int(value)
+    elif form == "float":
+        if _isinstance(value, (bool, np.bool_)) or not _isinstance(value, (int, float, np.integer, np.floating)):
+            _fail(f"{what} should be a number, got {describe(value)} (a {_type(value).__name__})")
+        value = float(value)
+    elif form == "bool":
+        if not _isinstance(value, (bool, np.bool_)):
+            _fail(f"{what} should be True or False, got {describe(value)}")
+        value = bool(value)
+    elif words[:2] == ["tuple", "of"] and kind == "ints":
+        n = int(words[2])
+        if not _isinstance(value, (tuple, list)) or len(value) != n or not all(
+                _isinstance(v, integral) and not _isinstance(v, (bool, np.bool_)) for v in value):
+            _fail(f"{what} should be a tuple of {n} ints, e.g. {tuple(range(1, n + 1))}, got {describe(value)}")
+        value = tuple(int(v) for v in value)
+    elif words[0] == "letter":
+        first, last = kind.split("-")
+        if not _isinstance(value, str) or len(value.strip()) != 1 or not first <= value.strip().lower() <= last:
+            _fail(f"{what} should be one letter from {first} to {last}, as a string (e.g. {first!r}), got {value!r}")
+        value = value.strip().lower()
+    else:
+        raise ValueError(f"unknown answer form {form!r}")
+    if expected is None:
+        return
+    if form == "float":
+        if not abs(value - float(expected)) <= rtol * abs(float(expected)) + 1e-12:
+            _fail(f"{what}: {value!r} is not the value the lesson computes")
+    else:
+        if form.startswith("letter"):
+            expected = str(expected).lower()
+        elif form.startswith("tuple"):
+            expected = tuple(int(v) for v in expected)
+        if value != expected:
+            _fail(f"{what}: {value!r} is not the value the lesson computes")
+
+
 def expect_raises(exc_type: type[BaseException], fn: Callable, *args: Any, mentions: Iterable[Any] = (),
                   why: str = "", **kwargs: Any) -> None:
     """The learner's ``fn`` must raise ``exc_type`` for these arguments, naming the offending values."""

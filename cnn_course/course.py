@@ -15,6 +15,13 @@ import pathlib
 
 from . import links
 
+QUESTION_PREFIX = "q_"
+"""Grade ids of "predict, then check" answers (a value in a solution cell) start with this."""
+
+
+def is_question(grade_id: str) -> bool:
+    return grade_id.startswith(QUESTION_PREFIX)
+
 
 @dataclasses.dataclass(frozen=True)
 class Lesson:
@@ -46,8 +53,9 @@ LESSONS: tuple[Lesson, ...] = (
     Lesson("02_convolution", "Convolution", 60, ("01",),
            ("compute a 2-D cross-correlation by hand and in NumPy",
             "tell correlation from true convolution",
-            "write a convolutional layer with channels, batches and bias"),
-           functions=("correlate2d", "convolve2d", "conv2d_forward")),
+            "write a convolutional layer with channels, batches and bias",
+            "show that two convolutions with nothing between them are one, and a ReLU breaks that"),
+           functions=("correlate2d", "convolve2d", "conv2d_forward", "compose_kernels")),
     Lesson("03_padding_and_stride", "Padding, stride and dilation", 90, ("02",),
            ("predict output sizes from padding, stride and dilation",
             "match PyTorch's conv2d, then make it fast with im2col",
@@ -134,6 +142,8 @@ class LessonProgress:
     found: bool
     exercises: list[str] = dataclasses.field(default_factory=list)
     open: list[str] = dataclasses.field(default_factory=list)
+    questions: list[str] = dataclasses.field(default_factory=list)
+    unanswered: list[str] = dataclasses.field(default_factory=list)
     ran_tests: int = 0
     failed_tests: list[str] = dataclasses.field(default_factory=list)
 
@@ -146,6 +156,8 @@ class LessonProgress:
         text = f"{done}/{len(self.exercises)} exercises written"
         if self.open:
             text += f"; still open: {', '.join(self.open)}"
+        if self.questions:
+            text += f"; {len(self.questions) - len(self.unanswered)}/{len(self.questions)} questions answered"
         if self.failed_tests:
             text += f"; visible tests failing when last run: {', '.join(self.failed_tests)}"
         elif self.ran_tests:
@@ -166,9 +178,10 @@ def lesson_progress(notebook: pathlib.Path, lesson: str) -> LessonProgress:
         meta = cell.get("metadata", {}).get("nbgrader", {})
         source = "".join(cell.get("source", ""))
         if meta.get("solution") and cell.get("cell_type") == "code":
-            result.exercises.append(meta.get("grade_id", "?"))
+            gid = meta.get("grade_id", "?")
+            (result.questions if is_question(gid) else result.exercises).append(gid)
             if STUB in source:
-                result.open.append(meta.get("grade_id", "?"))
+                (result.unanswered if is_question(gid) else result.open).append(gid)
         elif meta.get("grade") and cell.get("outputs") is not None and cell.get("execution_count"):
             result.ran_tests += 1
             if any(o.get("output_type") == "error" for o in cell["outputs"]):

@@ -36,6 +36,12 @@ def github_url(path: str = "", repository: str | None = None, branch: str | None
     return f"{base}/blob/{branch or BRANCH}/{path}" if path else base
 
 
+def raw_url(path: str, repository: str | None = None, branch: str | None = None) -> str:
+    """The file at ``path`` (relative to the repository root) as GitHub serves it: an image that shows
+    on GitHub, in Colab and in JupyterLab alike."""
+    return f"https://raw.githubusercontent.com/{repository or REPOSITORY}/{branch or BRANCH}/{path}"
+
+
 def lesson_path(lesson: str) -> str:
     """The student notebook of ``lesson``, relative to the repository root."""
     return f"lessons/{lesson}/{lesson}.ipynb"

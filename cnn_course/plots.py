@@ -106,3 +106,23 @@ def show_feature_maps(maps, ncols: int | None = None, size: float = 1.6, title: 
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def instructor_figure(lesson: str, name: str, note: str | None = None) -> None:
+    """Show the instructor's picture ``<name>.png`` of ``lesson`` in place of a demo that needs a function
+    the learner has not written yet (``except NotImplementedError:``), with a one-line note.
+
+    The picture is the one beside the notebook (``figures/<name>.png``), else, on Colab, the
+    repository's copy.
+    """
+    import pathlib
+
+    from IPython.display import Image, display
+
+    from . import links
+
+    print(note or "Your function is not written yet: this is the instructor's picture. "
+          "Run this cell again once it is, to draw your own.")
+    local = pathlib.Path("figures") / f"{name}.png"
+    display(Image(filename=str(local)) if local.is_file()
+            else Image(url=links.raw_url(f"lessons/{lesson}/figures/{name}.png")))

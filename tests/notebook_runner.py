@@ -31,8 +31,30 @@ def load(lesson: str, folder: str = "solutions") -> nbformat.NotebookNode:
 
 
 def solution_cells(lesson: str) -> dict[str, str]:
-    """grade_id -> source of every solution cell (the learner's functions)."""
+    """grade_id -> source of every solution cell (the learner's functions and answers to questions)."""
     return {_meta(c)["grade_id"]: c.source for c in load(lesson).cells if _meta(c).get("solution")}
+
+
+def functions(lesson: str) -> list[str]:
+    """The graded functions: solution cells that are not answers to questions."""
+    from cnn_course.course import is_question
+
+    return [f for f in solution_cells(lesson) if not is_question(f)]
+
+
+def questions(lesson: str) -> list[str]:
+    from cnn_course.course import is_question
+
+    return [f for f in solution_cells(lesson) if is_question(f)]
+
+
+def answers(lesson: str) -> dict:
+    """The instructor's answer to each question, computed as the notebook computes it (setup and solution cells)."""
+    namespace: dict = {"__name__": "__main__"}
+    for cell in load(lesson).cells:
+        if cell.cell_type == "code" and _meta(cell) and not _meta(cell).get("grade"):
+            exec(compile(textwrap.dedent(cell.source), f"<{lesson} {_meta(cell).get('grade_id')}>", "exec"), namespace)
+    return {q: namespace[q] for q in questions(lesson)}
 
 
 def graded_test_cells(lesson: str) -> dict[str, tuple[str, float]]:

@@ -171,3 +171,12 @@ def test_a_deleted_setup_cell_is_restored_and_called_a_setup_cell():
     assert repair.repair(nb, release) == ["setup cells deleted or changed, restored: setup"]
     ids = [messy.gid(c) for c in nb.cells if messy.gid(c)]
     assert ids[:3] == ["colab_badge", "colab_setup", "setup"]
+
+
+def test_a_question_answer_is_recognised_by_its_assignment():
+    from autograder.repair import _defines
+
+    assert _defines("# my prediction\nq_output_shape = (2, 4, 30, 30)\n", "q_output_shape")
+    assert _defines("q_fraction: float = 0.5", "q_fraction")
+    assert not _defines("print(q_output_shape)", "q_output_shape")
+    assert _defines("def correlate2d(image, kernel):\n    return image", "correlate2d")

@@ -13,7 +13,7 @@ import pathlib
 import pytest
 
 from autograder.config import lesson_ids
-from tests.notebook_runner import failed, results_for, run_tests, solution_cells
+from tests.notebook_runner import answers, failed, functions, questions, results_for, run_tests, solution_cells
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 LESSONS = [lesson for lesson in lesson_ids(ROOT) if solution_cells(lesson)]
@@ -52,9 +52,46 @@ def test_mutant_fails_hidden_tests(lesson, function, label):
 
 def test_every_graded_function_has_mutants_and_alternatives():
     for lesson in LESSONS:
-        functions = set(solution_cells(lesson))
-        weak = {f: len(CASES[lesson].MUTANTS.get(f, {})) for f in functions if len(CASES[lesson].MUTANTS.get(f, {})) < 3}
+        graded = set(functions(lesson))
+        weak = {f: len(CASES[lesson].MUTANTS.get(f, {})) for f in graded if len(CASES[lesson].MUTANTS.get(f, {})) < 3}
         assert not weak, f"{lesson}: fewer than 3 mutants for {weak}"
-        for f in functions:
+        for f in graded:
             alternatives = [a for a in CASES[lesson].ALTERNATIVES.values() if f in a]
             assert len(alternatives) >= 2, f"{lesson}: fewer than 2 alternative implementations of {f}"
+
+
+# "Predict, then check" questions (COURSE_SPEC): at least four per lesson 01-09; the visible test
+# checks the answer's form only, the hidden test its value, which the notebook computes.
+
+def _wrong(answer):
+    """A well-formed answer that is not ``answer``."""
+    if isinstance(answer, bool):
+        return not answer
+    if isinstance(answer, int):
+        return answer + 1
+    if isinstance(answer, float):
+        return answer * 1.5 + 1.0
+    if isinstance(answer, (tuple, list)):
+        return (int(answer[0]) + 1, *(int(v) for v in answer[1:]))
+    if isinstance(answer, str):
+        return "b" if answer.strip().lower() == "a" else "a"
+    raise TypeError(f"an answer of type {type(answer).__name__}")
+
+
+QUESTION_LESSONS = [x for x in LESSONS if x[:2] != "00"]
+
+
+@pytest.mark.parametrize("lesson", QUESTION_LESSONS)
+def test_every_lesson_asks_four_questions(lesson):
+    assert len(questions(lesson)) >= 4, f"{lesson} has {len(questions(lesson))} questions"
+
+
+@pytest.mark.parametrize("lesson", [x for x in QUESTION_LESSONS if questions(x)])
+def test_questions_judge_the_value_in_hidden_tests_and_the_form_in_visible_ones(lesson):
+    for q, answer in answers(lesson).items():
+        assert isinstance(answer, (bool, int, float, str, tuple, list)), (q, answer)
+        wrong = f"{q} = {_wrong(answer)!r}"
+        assert run_tests(lesson, {q: wrong})[f"test_{q}"] is not None, f"{lesson}: a wrong answer to {q} passes"
+        visible = run_tests(lesson, {q: wrong}, folder="lessons")[f"test_{q}"]
+        assert visible is None, f"{lesson}: the visible test of {q} judges more than the form: {visible}"
+        assert run_tests(lesson, {q: f"{q} = None"}, folder="lessons")[f"test_{q}"] is not None
