@@ -28,7 +28,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Dict, Integer, List, Unicode
 
 from . import isolation
-from .limits import cell_key
+from .limits import after_timeout, cell_key
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -110,6 +110,8 @@ class ResilientExecute(Execute):
         lesson = (getattr(self, "resources", None) or {}).get("nbgrader", {}).get("assignment")
         fitted = self.cell_limits.get(lesson, {}).get(cell_key(cell)) if self.cell_limits and cell else None
         if fitted is not None:  # what this cell needs, measured on the grading machine
+            if getattr(self, "_timed_out", False) and cell_key(cell).startswith("code:"):
+                fitted = after_timeout(fitted)  # a demo cell after a hang: no points depend on it
             timeout = fitted if timeout is None else min(timeout, fitted)
         remaining = max(1, int(self._deadline - time.monotonic()))
         return remaining if timeout is None else min(timeout, remaining)
@@ -123,6 +125,7 @@ class ResilientExecute(Execute):
         resources.setdefault("metadata", {})["path"] = str(self._io)
         self._replay: list[str] = []
         self._deadline = time.monotonic() + self.submission_timeout
+        self._timed_out = False
         try:
             return super().preprocess(nb, resources, km)
         finally:
@@ -155,6 +158,7 @@ class ResilientExecute(Execute):
             cell.outputs = list(cell.get("outputs", [])) + [_error("CellTimeoutError", "unanswered")]
         timed_out = [o for o in cell.outputs if o.get("ename") == "CellTimeoutError"]
         if timed_out:
+            self._timed_out = True
             # An interrupted loop leaves the kernel and its state intact: restart only a kernel
             # that does not answer (SIGINT ignored or caught), which costs the replay of every cell.
             restart = timed_out[0].get("evalue") == "unanswered" or not self._answers()

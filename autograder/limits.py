@@ -9,8 +9,13 @@ process, as they then are), and gets, at most ``CELL_TIMEOUT_S``:
 - each test cell ``max(TEST_FLOOR_S, TEST_FACTOR x what it took)``: generous, a slow
   but correct answer must keep its points;
 - each demo cell (the release's own code, unchanged by the student)
-  ``max(DEMO_FLOOR_S, DEMO_FACTOR x what it took)``: tighter, since no test depends on a
-  demo cell (docs/authoring.md), so its timeout costs no points.
+  ``max(DEMO_FLOOR_S, DEMO_FACTOR x what it took)``: generous too, since the grading
+  machine is busier than the measuring run (several kernels at once: in CI a 1 s demo cell
+  took over 3 s) and a timeout there, though it costs no points (no test depends on a demo
+  cell, docs/authoring.md), would put a false "timed out" in an honest student's reason;
+  but once a cell of the notebook has timed out (the student's code hangs, and every later
+  cell that calls it will), each demo cell gets :func:`after_timeout` of its limit: the
+  hang then costs little more than the test cells' limits.
 
 Solution and setup cells, and cells the student wrote or changed, keep the global
 limit: their work is the student's and a timeout there costs more than one exercise.
@@ -42,7 +47,8 @@ from .repair import code_of
 
 FIT = os.environ.get("CNN_GRADER_FIT_LIMITS", "1") != "0"  # 0: every cell gets the global limit
 TEST_FLOOR_S, TEST_FACTOR = 5.0, 10.0
-DEMO_FLOOR_S, DEMO_FACTOR = 2.0, 2.0
+DEMO_FLOOR_S, DEMO_FACTOR = 10.0, 4.0
+AFTER_TIMEOUT_FLOOR_S = 2
 
 
 def cell_key(cell) -> str | None:
@@ -58,6 +64,12 @@ def cell_key(cell) -> str | None:
 def limit(key: str, seconds: float) -> int:
     floor, factor = (DEMO_FLOOR_S, DEMO_FACTOR) if key.startswith("code:") else (TEST_FLOOR_S, TEST_FACTOR)
     return int(min(CELL_TIMEOUT_S, max(floor, factor * seconds)) + 0.999)
+
+
+def after_timeout(seconds: int) -> int:
+    """A demo cell's limit once the notebook has had a timeout: a quarter of its fitted limit, at least
+    ``AFTER_TIMEOUT_FLOOR_S``."""
+    return max(AFTER_TIMEOUT_FLOOR_S, seconds // 4)
 
 
 def _seconds(cell) -> float | None:
@@ -108,7 +120,7 @@ def cached(notebook: pathlib.Path) -> pathlib.Path:
     import cnn_course
 
     key = hashlib.sha256(repr((platform.node(), os.cpu_count(), sys.version, CELL_TIMEOUT_S, PRELOAD,
-                               TEST_FLOOR_S, TEST_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR)).encode())
+                               TEST_FLOOR_S, TEST_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR, AFTER_TIMEOUT_FLOOR_S)).encode())
     package = pathlib.Path(cnn_course.__file__).parent
     for path in sorted([*notebook.parent.rglob("*"), *package.rglob("*.py")]):
         if path.is_file() and "__pycache__" not in path.parts:

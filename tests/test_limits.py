@@ -35,12 +35,13 @@ def test_cell_keys_name_test_and_demo_cells_alike_in_source_release_and_windows_
             assert limits.cell_key(cell) == key
 
 
-def test_limits_are_generous_for_tests_tighter_for_demos_and_capped():
+def test_limits_are_generous_and_capped():
     assert limits.limit("test_f", 0.01) == limits.TEST_FLOOR_S
     assert limits.limit("test_f", 2.0) == 20
     assert limits.limit("test_f", 1000.0) == CELL_TIMEOUT_S
-    assert limits.limit("code:abc", 0.01) == limits.DEMO_FLOOR_S
-    assert limits.limit("code:abc", 3.0) == 6  # twice what it took
+    # a 1 s demo cell took over 3 s with CI's parallel graders: demo cells get room too
+    assert limits.limit("code:abc", 0.01) == limits.DEMO_FLOOR_S >= 10
+    assert limits.limit("code:abc", 5.0) == 20  # four times what it took
 
 
 def test_resilient_execute_gives_each_cell_its_lessons_limit():
@@ -54,6 +55,19 @@ def test_resilient_execute_gives_each_cell_its_lessons_limit():
     assert executor._get_timeout(None) == CELL_TIMEOUT_S  # nbclient's own requests (kernel_info)
     executor.resources = {"nbgrader": {"assignment": "03_padding_and_stride"}}
     assert executor._get_timeout(test) == CELL_TIMEOUT_S
+
+
+def test_after_a_timeout_demo_cells_get_a_quarter_of_their_limit_and_test_cells_all_of_theirs():
+    demo = nbformat.v4.new_code_cell("show(f())")
+    executor = ResilientExecute(timeout=CELL_TIMEOUT_S, cell_limits={
+        "02_convolution": {"test_f": 7, limits.cell_key(demo): 40}})
+    executor._deadline = time.monotonic() + 1000
+    executor.resources = {"nbgrader": {"assignment": "02_convolution"}}
+    test = nbformat.v4.new_code_cell("f()", metadata={"nbgrader": {"grade": True, "grade_id": "test_f"}})
+    executor._timed_out = False
+    assert (executor._get_timeout(demo), executor._get_timeout(test)) == (40, 7)
+    executor._timed_out = True  # a cell hung: the student's function loops, and every demo calling it will
+    assert (executor._get_timeout(demo), executor._get_timeout(test)) == (10, 7)
 
 
 @pytest.mark.slow
