@@ -420,3 +420,14 @@ def test_failure_messages_teach():
     assert "ADD" in results["test_max_pool2d_backward"]
     results = run_tests(LESSON, {"max_pool2d": MUTANTS["max_pool2d"]["stride defaults to 1 instead of kernel_size"]})
     assert "stride defaults to kernel_size" in results["test_max_pool2d"]
+
+
+def test_visible_tests_catch_the_common_mistakes():
+    """Each of these mistakes fails a visible test (all a self-learner sees), with a hint at the cause."""
+    for function, label, words in [
+            ("max_pool2d", "padding applied on one side only", "AND p at the bottom"),
+            ("avg_pool2d", "ceil mode instead of floor (partial windows averaged)", "not averaged in part"),
+            ("conv1x1", "bias broadcast along the last axis (out + b: right only by accident)", "output CHANNEL f"),
+            ("max_pool2d_backward", "arg-max unravelled with the kernel height (a = idx // kh)", "idx // kw")]:
+        results = run_tests(LESSON, {function: MUTANTS[function][label]})
+        assert words in (results[f"test_{function}"] or ""), (label, results[f"test_{function}"])
