@@ -35,6 +35,17 @@ def conv2d_forward(x, w, b=None):
         out = out + b[None, :, None, None]
     return out
 ''',
+        "compose_kernels": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    # every product k1[a, b] * k2[c, d] lands on K[a + c, b + d]
+    (kh1, kw1), (kh2, kw2) = k1.shape, k2.shape
+    K = np.zeros((kh1 + kh2 - 1, kw1 + kw2 - 1), dtype=np.result_type(k1, k2))
+    outer = np.multiply.outer(k1, k2)
+    a, b, c, d = np.indices(outer.shape)
+    np.add.at(K, (a + c, b + d), outer)
+    return K
+''',
     },
     "loops over kernel offsets, accumulating shifted slices": {
         "correlate2d": '''
@@ -65,6 +76,28 @@ def conv2d_forward(x, w, b=None):
             acc = sum(correlate2d(x[n, c], w[f, c]) for c in range(C))
             out[n, f] = acc + (b[f] if b is not None else 0)
     return out
+''',
+        "compose_kernels": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    # a full convolution: pad k1 by the size of k2 minus one, then convolve (flip k2) with the lesson's function
+    kh2, kw2 = k2.shape
+    return convolve2d(np.pad(k1, ((kh2 - 1, kh2 - 1), (kw2 - 1, kw2 - 1))), k2)
+''',
+    },
+    "composition by its definition: the response of two layers to single-pixel images": {
+        "compose_kernels": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    # two layers on an image that is 1 at pixel (u, v) and as large as K give one number: K[u, v]
+    kh, kw = k1.shape[0] + k2.shape[0] - 1, k1.shape[1] + k2.shape[1] - 1
+    K = np.empty((kh, kw), dtype=k1.dtype)
+    for u in range(kh):
+        for v in range(kw):
+            impulse = np.zeros((kh, kw), dtype=k1.dtype)
+            impulse[u, v] = 1
+            K[u, v] = correlate2d(correlate2d(impulse, k1), k2)[0, 0]
+    return K
 ''',
     },
 }
@@ -233,6 +266,48 @@ def conv2d_forward(x, w, b=None):
         raise ValueError(f"input has {x.shape[1]} channels but the kernel expects {w.shape[1]}")
     windows = np.lib.stride_tricks.sliding_window_view(x, w.shape[2:], axis=(2, 3))
     return np.einsum("nchwab,fcab->nfhw", windows, w) + b[None, :, None, None]
+''',
+    },
+    "compose_kernels": {
+        "built by correlating the two kernels where they must be convolved": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    kh2, kw2 = k2.shape
+    return correlate2d(np.pad(k1, ((kh2 - 1, kh2 - 1), (kw2 - 1, kw2 - 1))), k2)
+''',
+        "wrong output size: (kh1 + kh2, kw1 + kw2)": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    (kh1, kw1), (kh2, kw2) = k1.shape, k2.shape
+    K = np.zeros((kh1 + kh2, kw1 + kw2), dtype=k1.dtype)
+    for c in range(kh2):
+        for d in range(kw2):
+            K[c:c + kh1, d:d + kw1] += k2[c, d] * k1
+    return K
+''',
+        "the result flipped (K[::-1, ::-1])": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    (kh1, kw1), (kh2, kw2) = k1.shape, k2.shape
+    K = np.zeros((kh1 + kh2 - 1, kw1 + kw2 - 1), dtype=k1.dtype)
+    for c in range(kh2):
+        for d in range(kw2):
+            K[c:c + kh1, d:d + kw1] += k2[c, d] * k1
+    return K[::-1, ::-1].copy()
+''',
+        "the kernels correlated in valid mode (a (kh1 - kh2 + 1) x (kw1 - kw2 + 1) kernel)": '''
+def compose_kernels(k1, k2):
+    return correlate2d(k1, k2)
+''',
+        "always float64": '''
+import numpy as np
+def compose_kernels(k1, k2):
+    (kh1, kw1), (kh2, kw2) = k1.shape, k2.shape
+    K = np.zeros((kh1 + kh2 - 1, kw1 + kw2 - 1))
+    for c in range(kh2):
+        for d in range(kw2):
+            K[c:c + kh1, d:d + kw1] += k2[c, d] * k1
+    return K
 ''',
     },
 }
