@@ -211,6 +211,17 @@ MUTANTS = {
         out = b(gamma) * (x - b(rm)) / np.sqrt(b(rv) + eps) + b(beta)
     return out, rm, rv
 ''',
+        "running statistics in float64 for float32 input (computed in float64, only out cast back)": _BN_HEAD + '''
+    if training:
+        x64 = x.astype(np.float64)
+        mean, var = x64.mean(axis=axes), x64.var(axis=axes)
+        rm = (1 - momentum) * running_mean.astype(np.float64) + momentum * mean
+        rv = (1 - momentum) * running_var.astype(np.float64) + momentum * var * m / (m - 1)
+    else:
+        mean, var = running_mean, running_var
+        rm, rv = running_mean.astype(np.float64), running_var.astype(np.float64)
+    return (b(gamma) * (x - b(mean)) / np.sqrt(b(var) + eps) + b(beta)).astype(x.dtype), rm, rv
+''',
     },
     "group_norm": {
         "channels grouped interleaved (c % G) instead of contiguous": '''
@@ -364,3 +375,15 @@ def test_failure_messages_teach():
     results = run_tests(LESSON, {"batchnorm2d_backward": MUTANTS["batchnorm2d_backward"][
         "missing the mean terms (mean and variance treated as constants)"]})
     assert "batch mean" in results["test_batchnorm2d_backward"]
+
+
+def test_visible_tests_catch_the_common_mistakes():
+    """Each of these mistakes fails a visible test (all a self-learner sees), with a hint at the cause."""
+    for function, label, words in [
+            ("batchnorm2d", "statistics over (N, C, H, W) instead of per channel", "never over C"),
+            ("batchnorm2d", "running statistics in float64 for float32 input (computed in float64, only out cast back)",
+             "keep x's dtype"),
+            ("group_norm", "gamma and beta applied per group instead of per channel", "one value per CHANNEL"),
+            ("batchnorm2d_backward", "gamma forgotten in dx", "multiplied by gamma")]:
+        results = run_tests(LESSON, {function: MUTANTS[function][label]})
+        assert words in (results[f"test_{function}"] or ""), (label, results[f"test_{function}"])
