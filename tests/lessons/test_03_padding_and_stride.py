@@ -2,7 +2,8 @@
 
 Each mutant is a mistake learners make; each must fail its function's hidden tests
 (the ones that decide the grade). ``SPEED_MUTANTS`` are correct but slow versions of
-``conv2d_fast``: they pass the correctness tests and must fail ``test_conv2d_fast_speed``.
+``conv2d_fast`` (one of them fast only on inputs it has seen before): they pass the correctness
+tests and must fail ``test_conv2d_fast_speed``.
 Each alternative is a different correct way to write the functions; it must pass every
 test cell of the lesson, the speed test included.
 """
@@ -585,6 +586,24 @@ def conv2d_fast(x, w, b=None, stride=1, padding=0):
     "correct, but calls the loop conv2d": '''
 def conv2d_fast(x, w, b=None, stride=1, padding=0):
     return conv2d(x, w, b, stride=stride, padding=padding)
+''',
+    # Issue 14, item 10: this one earned the speed points while the test timed repeated calls on the same arrays.
+    "the loop version behind a cache keyed on its inputs": '''
+_conv2d_fast_cache = {}
+def conv2d_fast(x, w, b=None, stride=1, padding=0):
+    key = (x.tobytes(), x.shape, x.dtype.str, w.tobytes(), w.shape, None if b is None else b.tobytes(),
+           as_pair(stride), as_pair(padding))
+    if key not in _conv2d_fast_cache:
+        _conv2d_fast_cache[key] = conv2d(x, w, b, stride=stride, padding=padding)
+    return _conv2d_fast_cache[key].copy()
+''',
+    "the loop version behind a cache keyed on the arrays' identity": '''
+_conv2d_fast_cache = {}
+def conv2d_fast(x, w, b=None, stride=1, padding=0):
+    key = (id(x), id(w), id(b), as_pair(stride), as_pair(padding))
+    if key not in _conv2d_fast_cache:
+        _conv2d_fast_cache[key] = conv2d(x, w, b, stride=stride, padding=padding)
+    return _conv2d_fast_cache[key].copy()
 ''',
 }
 
