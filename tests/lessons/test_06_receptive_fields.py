@@ -246,3 +246,12 @@ def test_failure_messages_teach():
     assert "subtract the padding" in results["test_input_window"]
     results = run_tests(LESSON, {"gradient_window": MUTANTS["gradient_window"]["only channel 0 of the input"]})
     assert "ANY input channel" in results["test_gradient_window"]
+
+
+def test_visible_tests_catch_the_common_mistakes():
+    """Each of these mistakes fails a visible test (all a self-learner sees), with a hint at the cause."""
+    for function, label, words in [
+            ("input_window", "paddings not scaled by the jump", "do not add up the paddings"),
+            ("gradient_window", "output channel ignored (always channel 0)", "output channel c included")]:
+        results = run_tests(LESSON, {function: MUTANTS[function][label]})
+        assert words in (results[f"test_{function}"] or ""), (label, results[f"test_{function}"])
