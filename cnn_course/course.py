@@ -63,7 +63,7 @@ LESSONS: tuple[Lesson, ...] = (
            functions=("conv_output_size", "same_padding", "pad2d", "conv2d", "conv2d_fast", "conv2d_backward")),
     Lesson("04_pooling", "Pooling and 1x1 convolutions", 60, ("03",),
            ("write max, average and global average pooling",
-            "see a 1x1 convolution as a per-pixel linear layer",
+            "see a 1x1 convolution as a per-pixel linear layer, and why ResNet's bottleneck block is cheap",
             "route gradients through max pooling"),
            functions=("max_pool2d", "avg_pool2d", "global_avg_pool2d", "conv1x1", "max_pool2d_backward")),
     Lesson("05_normalization", "Normalisation layers", 75, ("02", "03", "04", "NumPy broadcasting"),
