@@ -70,6 +70,45 @@ def grad_cam(model, layer, x, class_idx=None):
             out[n] = cam[n] / m
     return out
 ''',
+        "confusion_matrix": '''
+import torch
+def confusion_matrix(predictions, labels, num_classes):
+    if len(predictions) != len(labels):
+        raise ValueError(f"lengths differ: {len(predictions)} predictions, {len(labels)} labels")
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)
+    for p, t in zip(predictions.tolist(), labels.tolist()):
+        for v in (p, t):
+            if not 0 <= v < num_classes:
+                raise ValueError(f"class index {v} is outside 0..{num_classes - 1}")
+        cm[t, p] += 1
+    return cm
+''',
+        "occlusion_map": '''
+import torch
+def occlusion_map(model, x, class_idx, patch=8, stride=4, fill=0.0):
+    was_training = model.training
+    model.eval()
+    try:
+        height, width = x.shape[-2:]
+        maps = []
+        for n in range(x.shape[0]):
+            c = int(class_idx) if isinstance(class_idx, int) else int(class_idx[n])
+            image = x[n:n + 1]
+            with torch.no_grad():
+                base = model(image)[0, c]
+                rows = []
+                for top in range(0, height - patch + 1, stride):
+                    row = []
+                    for left in range(0, width - patch + 1, stride):
+                        covered = image.clone()
+                        covered[:, :, top:top + patch, left:left + patch] = fill
+                        row.append(base - model(covered)[0, c])
+                    rows.append(torch.stack(row))
+            maps.append(torch.stack(rows))
+        return torch.stack(maps)
+    finally:
+        model.train(was_training)
+''',
     },
     "list capture; torch.func-free jacobian via one backward; vectorised normalisation": {
         "feature_maps": '''
@@ -115,6 +154,39 @@ def grad_cam(model, layer, x, class_idx=None):
     cam = F.interpolate(cam, x.shape[-2:], mode="bilinear", align_corners=False).squeeze(1).detach()
     peak = cam.amax(dim=(1, 2), keepdim=True)
     return cam / torch.where(peak > 0, peak, torch.ones_like(peak))
+''',
+        "confusion_matrix": '''
+import torch
+def confusion_matrix(predictions, labels, num_classes):
+    p, t = predictions.long(), labels.long()
+    if p.shape != t.shape:
+        raise ValueError(f"predictions {tuple(p.shape)} and labels {tuple(t.shape)} differ in shape")
+    both = torch.cat([p, t])
+    outside = (both < 0) | (both >= num_classes)
+    if outside.any():
+        raise ValueError(f"value {both[outside][0].item()} is not a class index for num_classes={num_classes}")
+    cm = torch.zeros(num_classes, num_classes, dtype=torch.long, device=p.device)
+    return cm.index_put_((t, p), torch.ones_like(t), accumulate=True)
+''',
+        "occlusion_map": '''
+import torch
+def occlusion_map(model, x, class_idx, patch=8, stride=4, fill=0.0):
+    model.eval()
+    n, c, h, w = x.shape
+    rows, cols = (h - patch) // stride + 1, (w - patch) // stride + 1
+    masks = torch.zeros(rows * cols, 1, h, w, dtype=torch.bool, device=x.device)
+    for k in range(rows * cols):
+        i, j = divmod(k, cols)
+        masks[k, :, i * stride:i * stride + patch, j * stride:j * stride + patch] = True
+    cls = torch.as_tensor(class_idx).long().to(x.device)
+    if cls.ndim == 0:
+        cls = cls.repeat(n)
+    with torch.inference_mode():
+        base = model(x).gather(1, cls[:, None])[:, 0]
+        covered = torch.where(masks[None], torch.tensor(fill, dtype=x.dtype, device=x.device), x[:, None])
+        scores = model(covered.flatten(0, 1)).view(n, rows * cols, -1)
+        drop = base[:, None] - scores.gather(2, cls.view(n, 1, 1).expand(n, rows * cols, 1))[..., 0]
+    return drop.view(n, rows, cols).clone()
 ''',
     },
 }
@@ -182,6 +254,60 @@ def _cam(mode="model.eval()", remove="handle.remove()", pred="scores.argmax(1)",
                        normalise=normalise)
 
 
+_CM = '''
+import torch
+def confusion_matrix(predictions, labels, num_classes):
+    {check_length}
+    {check_range}
+    {count}
+'''
+_CM_LENGTH = ("if len(predictions) != len(labels):\n"
+              "        raise ValueError(f'{len(predictions)} predictions but {len(labels)} labels')")
+_CM_RANGE = ("for v in (predictions, labels):\n"
+             "        if ((v < 0) | (v >= num_classes)).any():\n"
+             "            raise ValueError(f'{v[(v < 0) | (v >= num_classes)][0].item()} outside [0, {num_classes})')")
+_CM_COUNT = ("k = num_classes\n"
+             "    return torch.bincount({first}.long() * k + {second}.long(), minlength=k * k).view(k, k)")
+
+
+_CM_RIGHT = _CM_COUNT.format(first="labels", second="predictions")
+
+
+def _cm(check_length=_CM_LENGTH, check_range=_CM_RANGE, count=_CM_RIGHT):
+    return _CM.format(check_length=check_length, check_range=check_range, count=count)
+
+
+_OCC = '''
+import torch
+def occlusion_map(model, x, class_idx, patch=8, stride=4, fill=0.0):
+    {mode}
+    n, _, h, w = x.shape
+    rows, cols = {rows}, {cols}
+    idx = torch.as_tensor(class_idx).long()
+    if idx.ndim == 0:
+        idx = idx.expand(n)
+    take = torch.arange(n)
+    score = {score}
+    with torch.no_grad():
+        base = score(x)
+        out = torch.zeros(n, rows, cols, dtype=base.dtype)
+        for i in range(rows):
+            for j in range(cols):
+                covered = x.clone()
+                top, left = {top}, {left}
+                covered[:, :, top:top + {size}, left:left + {size}] = {fill}
+                out[:, i, j] = {drop}
+    return out
+'''
+
+
+def _occ(mode="model.eval()", rows="(h - patch) // stride + 1", cols="(w - patch) // stride + 1",
+         score="lambda z: model(z)[take, idx]", top="i * stride", left="j * stride", size="patch", fill="fill",
+         drop="base - score(covered)"):
+    return _OCC.format(mode=mode, rows=rows, cols=cols, score=score, top=top, left=left, size=size, fill=fill,
+                       drop=drop)
+
+
 MUTANTS = {
     "feature_maps": {
         "hook never removed": _FM.format(what="o.detach()", body="model(x)"),
@@ -230,6 +356,37 @@ def feature_maps(model, layer, x):
         "ReLU on the gradients instead of the map": _cam(
             combine="(F.relu(g).mean(dim=(2, 3), keepdim=True) * a).sum(1)"),
     },
+    "confusion_matrix": {
+        "transposed (row = prediction, column = true label)": _cm(
+            count=_CM_COUNT.format(first="predictions", second="labels")),
+        "size taken from the largest value present, not num_classes": _cm(count=(
+            "k = int(max(predictions.max(), labels.max())) + 1\n"
+            "    return torch.bincount(labels.long() * k + predictions.long(), minlength=k * k).view(k, k)")),
+        "float counts (one-hot vectors summed)": _cm(count=(
+            "import torch.nn.functional as F\n"
+            "    return F.one_hot(labels.long(), num_classes).T.float() @ F.one_hot(predictions.long(), num_classes).float()")),
+        "no range check (a value of num_classes lands in the next row)": _cm(check_range="pass", count=(
+            "k = num_classes\n"
+            "    counts = torch.bincount(labels.long() * k + predictions.long(), minlength=k * k)\n"
+            "    return counts[:k * k].view(k, k)")),
+        "lengths not checked (zip pairs up the shorter)": _cm(check_length="pass", count=(
+            "cm = torch.zeros(num_classes, num_classes, dtype=torch.int64)\n"
+            "    for p, t in zip(predictions.tolist(), labels.tolist()):\n"
+            "        cm[t, p] += 1\n"
+            "    return cm")),
+    },
+    "occlusion_map": {
+        "square starts one pixel late (i*stride + 1)": _occ(top="i * stride + 1", left="j * stride + 1"),
+        "square patch + 1 pixels wide": _occ(size="patch + 1"),
+        "one position too few per axis (range(0, H - patch, stride))": _occ(
+            rows="len(range(0, h - patch, stride))", cols="len(range(0, w - patch, stride))"),
+        "one position too many per axis": _occ(rows="(h - patch) // stride + 2", cols="(w - patch) // stride + 2"),
+        "left in training mode": _occ(mode="pass"),
+        "drop of the softmax probability": _occ(score="lambda z: model(z).softmax(dim=1)[take, idx]"),
+        "fill ignored (always zero)": _occ(fill="0.0"),
+        "sign reversed (covered minus original)": _occ(drop="score(covered) - base"),
+        "class 0 for everyone when given a tensor": _occ(score="lambda z: model(z)[take, idx[0]]"),
+    },
 }
 
 
@@ -241,3 +398,23 @@ def test_failure_messages_teach():
     assert "handle.remove()" in results["test_feature_maps"]
     results = run_tests(LESSON, {"grad_cam": MUTANTS["grad_cam"]["division without a guard (NaN for all-zero maps)"]})
     assert "NaN" in results["test_grad_cam_hidden"]
+
+
+def test_visible_tests_name_the_common_mistakes():
+    """A learner without hidden tests learns from the visible ones which mistake they made, and why."""
+    expected = {
+        ("confusion_matrix", "transposed (row = prediction, column = true label)"): "transposed",
+        ("confusion_matrix", "float counts (one-hot vectors summed)"): "int64",
+        ("confusion_matrix", "size taken from the largest value present, not num_classes"): "num_classes x num_classes",
+        ("confusion_matrix", "no range check (a value of num_classes lands in the next row)"): "ValueError",
+        ("occlusion_map", "square starts one pixel late (i*stride + 1)"): "starts one pixel late",
+        ("occlusion_map", "square patch + 1 pixels wide"): "patch + 1 pixels wide",
+        ("occlusion_map", "one position too few per axis (range(0, H - patch, stride))"): "H' = (H - patch) // stride + 1",
+        ("occlusion_map", "left in training mode"): "model.eval()",
+        ("occlusion_map", "drop of the softmax probability"): "before softmax",
+        ("occlusion_map", "fill ignored (always zero)"): "fill=0.5",
+        ("occlusion_map", "sign reversed (covered minus original)"): "sign is reversed",
+    }
+    for (function, label), words in expected.items():
+        message = run_tests(LESSON, {function: MUTANTS[function][label]})[f"test_{function}"]
+        assert message is not None and words in message, (label, message)
