@@ -86,11 +86,12 @@ LESSONS: tuple[Lesson, ...] = (
             "train and evaluate a network with batch norm to 90%+ test accuracy",
             "read learning curves and time a training run"),
            functions=("random_flip_translate", "build_model", "train_one_epoch", "evaluate"), gpu=True),
-    Lesson("09_inside_the_cnn", "Inside the CNN", 60, ("08",),
+    Lesson("09_inside_the_cnn", "Inside the CNN", 90, ("08",),
            ("look at feature maps with forward hooks",
             "compute saliency maps and Grad-CAM",
+            "read a network's errors: confusion matrix, confident mistakes, occlusion maps",
             "judge what a network attends to"),
-           functions=("feature_maps", "saliency_map", "grad_cam")),
+           functions=("feature_maps", "saliency_map", "grad_cam", "confusion_matrix", "occlusion_map")),
 )
 
 ALL: tuple[Lesson, ...] = (START, *LESSONS)
