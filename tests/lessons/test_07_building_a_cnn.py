@@ -192,6 +192,32 @@ def build_seed_cnn():
     return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1),
                          nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2048, 10))
 ''',
+        "no ReLU at all (the pools are the only nonlinearity left)": '''
+from torch import nn
+def build_seed_cnn():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2048, 10))
+''',
+        "a log-softmax after the classifier (returns log-probabilities)": '''
+from torch import nn
+def build_seed_cnn():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 8, 3, padding=1),
+                         nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(2048, 10), nn.LogSoftmax(dim=1))
+''',
+        "a softmax inside a custom forward": '''
+import torch
+from torch import nn
+class _Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten())
+        self.fc = nn.Linear(2048, 10)
+    def forward(self, x):
+        return torch.softmax(self.fc(self.features(x)), dim=1)
+def build_seed_cnn():
+    return _Net()
+''',
         "a softmax after the classifier (returns probabilities, not logits)": '''
 from torch import nn
 def build_seed_cnn():
@@ -634,6 +660,25 @@ def test_failure_messages_teach():
     assert "before optimizer.step()" in results["test_overfit_batch"]
     results = run_tests(LESSON, {"build_seed_cnn": MUTANTS["build_seed_cnn"]["the same model object on every call"]})
     assert "new model" in results["test_build_seed_cnn_hidden"]
+    seed = MUTANTS["build_seed_cnn"]
+    for label, words in [("no ReLU at all (the pools are the only nonlinearity left)", ["without any ReLU", "nn.ReLU()"]),
+                         ("missing the second ReLU", ["after the second convolution"]),
+                         ("a softmax after the classifier (returns probabilities, not logits)",
+                          ["probabilities, not logits", "F.cross_entropy"]),
+                         ("average pooling instead of max pooling", ["nn.MaxPool2d(2)"]),
+                         ("the same model object on every call", ["share their parameters"])]:
+        message = run_tests(LESSON, {"build_seed_cnn": seed[label]})["test_build_seed_cnn"]
+        assert message and all(w in message for w in words), (label, message)
+
+
+@pytest.mark.parametrize("function,label", [(f, m) for f in MUTANTS for m in MUTANTS[f]])
+def test_visible_tests_catch_the_mutant(function, label):
+    """Issue 14, item 9: a learner without the hidden tests still hears about each of these mistakes."""
+    from tests.notebook_runner import results_for
+
+    results = results_for(LESSON, function, run_tests(LESSON, {function: MUTANTS[function][label]}))
+    visible = {k: v for k, v in results.items() if "hidden" not in k}
+    assert any(v for v in visible.values()), f"{label!r} passes every visible test of {function}"
 
 
 def test_architecture_explorer_reports_and_explains():
