@@ -97,3 +97,52 @@ def figure_pooling_shift():
                  fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def _routed(x, dout, k, s):
+    """The gradient of max pooling (no padding): each dout value added at its window's arg-max."""
+    dx = np.zeros_like(x)
+    for i in range(dout.shape[0]):
+        for j in range(dout.shape[1]):
+            window = x[i * s:i * s + k, j * s:j * s + k]
+            a, b = np.unravel_index(np.argmax(window), window.shape)
+            dx[i * s + a, j * s + b] += dout[i, j]
+    return dx
+
+
+def _grid(ax, m, title, highlight=None, vmax=None, lines=()):
+    vmax = vmax or max(float(m.max()), 1.0)
+    ax.imshow(m, cmap="Oranges" if highlight is None else "Blues", vmin=0, vmax=vmax)
+    for (r, c), v in np.ndenumerate(m):
+        bold = highlight is not None and highlight[r, c]
+        ax.text(c, r, f"{v:g}", ha="center", va="center", fontsize=9, fontweight="bold" if bold else "normal",
+                color="white" if v > 0.6 * vmax else "black")
+        if bold:
+            ax.add_patch(plt.Rectangle((c - 0.45, r - 0.45), 0.9, 0.9, fill=False, edgecolor="#d62728", linewidth=2))
+    for position in lines:
+        ax.axhline(position, color="black", linewidth=2)
+        ax.axvline(position, color="black", linewidth=2)
+    ax.set_title(title, fontsize=9)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def figure_maxpool_backward():
+    """The backward pass of max pooling. Top: the lesson's 4x4 map with 2x2/2 windows (maxima outlined),
+    the upstream gradient dout, and dx, where each dout value lands on its window's maximum and every
+    other input gets 0. Bottom: 2x2 windows at stride 1 on a 3x3 map whose centre is the maximum of all
+    four windows, so the centre collects the sum of the four gradients."""
+    fmap = np.array([[1.0, 3, 2, 0], [5, 9, 4, 7], [2, 0, 8, 1], [6, 3, 2, 5]])
+    dout = np.array([[10.0, 20], [30, 40]])
+    small = np.array([[1.0, 2, 3], [4, 9, 5], [6, 7, 8]])
+    dout_small = np.array([[1.0, 2], [3, 4]])
+    fig, axes = plt.subplots(2, 3, figsize=(7.5, 6))
+    for row, (x, d, k, s, lines, name) in enumerate([(fmap, dout, 2, 2, (1.5,), "2x2/2"),
+                                                     (small, dout_small, 2, 1, (), "2x2, stride 1")]):
+        dx = _routed(x, d, k, s)
+        _grid(axes[row, 0], x, f"input x, {name} windows\n(maxima outlined)", highlight=dx != 0, vmax=9, lines=lines)
+        _grid(axes[row, 1], d, "upstream gradient dout")
+        _grid(axes[row, 2], dx, "dx: dout routed to the maxima" + ("\n(the centre collects 1+2+3+4)" if row else ""),
+              lines=lines)
+    fig.tight_layout()
+    return fig
