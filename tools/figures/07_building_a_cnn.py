@@ -67,15 +67,15 @@ def _shape_text(shape):
 
 
 def figure_seed_data_flow():
-    """The seed CNN's data flow for one 64x64 RGB image: a box per layer, the tensor shape on each arrow, and each
-    layer's parameters and multiply-accumulates under its box (all computed from the layer list by ``trace``)."""
+    """The seed CNN's data flow for one 64x64 RGB image: a box per layer and the tensor shape on each arrow, computed
+    from the layer list by ``trace`` (per-layer parameters and MACs are left out: the lesson asks for them first)."""
     rows = trace(SEED_LAYERS, INPUT_SHAPE)
     colours = {"Conv2d": "#c6dbef", "ReLU": "#fdd0a2", "MaxPool2d": "#c7e9c0", "Flatten": "#e0e0e0",
                "Linear": "#dadaeb"}
     box_w, gap = 1.3, 1.25
-    fig, ax = plt.subplots(figsize=(12, 2.5))
+    fig, ax = plt.subplots(figsize=(12, 2.0))
     ax.set_xlim(-1.0, len(rows) * (box_w + gap) + 1.0)
-    ax.set_ylim(-1.1, 0.65)
+    ax.set_ylim(-0.75, 0.75)
     ax.axis("off")
 
     def arrow(x0, x1):
@@ -85,7 +85,7 @@ def figure_seed_data_flow():
     ax.text(-0.5, 0.0, f"input\n{_shape_text(INPUT_SHAPE)}", ha="center", va="center", fontsize=8)
     left = gap / 2
     arrow(-0.05, left - 0.02)
-    for i, (kind, s, _, params, macs) in enumerate(rows):
+    for i, (kind, s, *_) in enumerate(rows):
         if i:  # the tensor between the previous layer and this one
             arrow(left - gap + 0.05, left - 0.02)
             ax.text(left - gap / 2, 0.22, _shape_text(rows[i - 1][2]), ha="center", va="bottom", fontsize=7.5,
@@ -95,9 +95,6 @@ def figure_seed_data_flow():
         centre = left + box_w / 2
         ax.text(centre, 0.2, kind, ha="center", va="center", fontsize=8, weight="bold")
         ax.text(centre, -0.2, _settings_text(kind, s), ha="center", va="center", fontsize=7)
-        if params or macs:
-            ax.text(centre, -0.85, f"{params:,} params\n{macs:,} MACs", ha="center", va="center", fontsize=6.5,
-                    color="#444444")
         left += box_w + gap
     arrow(left - gap + 0.05, left - gap / 2 - 0.05)
     ax.text(left - gap / 2 + 0.5, 0.0, f"logits\n{_shape_text(rows[-1][2])}", ha="center", va="center", fontsize=8)
