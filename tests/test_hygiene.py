@@ -89,7 +89,7 @@ def test_nbgrader_metadata_is_consistent(lesson):
         if solution:
             if cell.cell_type != "code":
                 problems.append(f"{where}: solution cells here are code cells")
-            elif not _first_code_line(cell.source).startswith(f"def {grade_id}("):
+            elif not course.is_question(grade_id) and not _first_code_line(cell.source).startswith(f"def {grade_id}("):
                 problems.append(f"{where}: a solution cell starts with 'def {grade_id}(' (its grade_id is the function)")
             if "### BEGIN SOLUTION" not in cell.source or "### END SOLUTION" not in cell.source:
                 problems.append(f"{where}: no ### BEGIN SOLUTION / ### END SOLUTION region")
@@ -124,7 +124,8 @@ def test_catalogue_agrees_with_the_lesson(lesson):
     entry = course.BY_ID.get(lesson)
     assert entry, f"add {lesson} to cnn_course/course.py"
     nb, cells = _cells(lesson)
-    functions = {meta["grade_id"] for _, _, meta in cells if meta.get("solution")}
+    functions = {meta["grade_id"] for _, _, meta in cells
+                 if meta.get("solution") and not course.is_question(meta["grade_id"])}  # answers are not functions
     assert functions == set(entry.functions), \
         f"{lesson}: graded functions {sorted(functions)}, catalogue {sorted(entry.functions)}"
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
