@@ -45,6 +45,8 @@ ENV_MODE = "CNN_COURSE_MODE"
 MODES = ("full", "quick", "smoke")
 FAKE_MARKER = "FAKE_CIFAR10.txt"
 CHECKPOINT = "cifar10_model.pt"
+# Size in bytes of the archive torchvision downloads (cifar-10-python.tar.gz, from the CIFAR-10 page).
+ARCHIVE_BYTES = 170_498_071
 
 
 class DataNotAvailable(RuntimeError):
@@ -238,6 +240,9 @@ class Settings:
     experiment_subset: int | None
     amp_dtype: torch.dtype | None
     channels_last: bool
+    depth_blocks: int = 4      # the depth experiment: blocks of cifar.deep_network
+    depth_width: int = 8
+    depth_steps: int = 20      # training steps for each of the two deep networks
 
     def describe(self) -> str:
         subset = "all" if self.train_subset is None else f"{self.train_subset:,}"
@@ -271,14 +276,17 @@ def settings_for(mode: str | None = None, device=None) -> Settings:
     if requested == "full":
         return Settings("full", device, reason, epochs=24, batch_size=512, width=64, train_subset=None,
                         test_subset=None, lr=0.4, weight_decay=5e-4, label_smoothing=0.2, max_shift=4, cutout=8,
-                        experiment_epochs=12, experiment_subset=10_000, amp_dtype=amp, channels_last=cl)
+                        experiment_epochs=12, experiment_subset=10_000, amp_dtype=amp, channels_last=cl,
+                        depth_blocks=20, depth_width=16, depth_steps=400)
     if requested == "quick":
         return Settings("quick", device, reason, epochs=4, batch_size=256, width=16, train_subset=10_000,
                         test_subset=2_000, lr=0.2, weight_decay=5e-4, label_smoothing=0.1, max_shift=2, cutout=0,
-                        experiment_epochs=4, experiment_subset=2_000, amp_dtype=amp, channels_last=cl)
+                        experiment_epochs=4, experiment_subset=2_000, amp_dtype=amp, channels_last=cl,
+                        depth_blocks=20, depth_width=8, depth_steps=150)
     return Settings("smoke", device, reason, epochs=3, batch_size=50, width=8, train_subset=400,
                     test_subset=200, lr=0.2, weight_decay=5e-4, label_smoothing=0.1, max_shift=2, cutout=0,
-                    experiment_epochs=2, experiment_subset=200, amp_dtype=amp, channels_last=cl)
+                    experiment_epochs=2, experiment_subset=200, amp_dtype=amp, channels_last=cl,
+                        depth_blocks=4, depth_width=8, depth_steps=16)
 
 
 @dataclasses.dataclass
@@ -461,6 +469,27 @@ def reference_model(num_classes: int = 10, width: int = 64, dropout: float = 0.0
     return nn.Sequential(OrderedDict(layers))
 
 
+class Plain(nn.Module):
+    """f(x) alone: the body of a :class:`Residual` block without its skip connection."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(conv_bn(channels, channels), conv_bn(channels, channels))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def deep_network(blocks: int, width: int = 16, residual: bool = True, num_classes: int = 10) -> nn.Sequential:
+    """A deep, narrow network for the depth experiment (cheap enough for a CPU): a stem (conv 3x3 at 32x32,
+    max pool 4), ``blocks`` blocks at 8x8, global average pool, linear. Each block is two conv-BN-ReLU layers,
+    with a skip connection (:class:`Residual`) or without (:class:`Plain`); the two versions have the same
+    layers and parameters, so they differ only in the skips. ``2 * blocks + 2`` weight layers."""
+    block = Residual if residual else Plain
+    return nn.Sequential(conv_bn(3, width), nn.MaxPool2d(4), *[block(width) for _ in range(blocks)],
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+
+
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -502,6 +531,32 @@ def synchronize(device) -> None:
         torch.cuda.synchronize()
 
 
+def time_training_steps(model: nn.Module, batch_size: int, device, amp_dtype=None, channels_last: bool = False,
+                        steps: int = 5, warmup: int = 2) -> float:
+    """Seconds per training step (forward, cross-entropy, backward, SGD step) of ``model`` on a random batch
+    of ``batch_size`` images 3x32x32 on ``device``, under autocast with ``amp_dtype`` (None: float32); the
+    fastest of ``steps`` timed steps after ``warmup`` untimed ones. The model's weights change; pass a copy."""
+    device = torch.device(device)
+    fmt = torch.channels_last if channels_last else torch.preserve_format
+    model = model.to(device, memory_format=fmt).train()
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch_size, 3, 32, 32, generator=g).to(device).contiguous(memory_format=fmt)
+    y = torch.randint(0, 10, (batch_size,), generator=g).to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    times = []
+    for k in range(warmup + steps):
+        with Timer(device) as t:
+            with torch.autocast(device.type, dtype=amp_dtype or torch.bfloat16, enabled=amp_dtype is not None):
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        if k >= warmup:
+            times.append(t.seconds)
+    return min(times)
+
+
 class Timer:
     """``with Timer() as t: ...; t.seconds`` (waits for the GPU to finish)."""
 
@@ -520,15 +575,18 @@ class Timer:
 
 
 def plot_history(history: dict, title: str = "", axes=None):
-    """Loss and accuracy per epoch, train against test. ``history``: lists under train_loss, test_loss, ..."""
+    """Loss and accuracy per epoch, train against validation (and/or test). ``history``: lists under
+    train_loss, train_accuracy, val_loss, val_accuracy (or test_loss, test_accuracy), ..."""
     import matplotlib.pyplot as plt
 
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(9, 3.2))
     epochs = range(1, len(history["train_loss"]) + 1)
-    for key, style in (("train", "-o"), ("test", "--s")):
-        axes[0].plot(epochs, history[f"{key}_loss"], style, label=key, markersize=3)
-        axes[1].plot(epochs, history[f"{key}_accuracy"], style, label=key, markersize=3)
+    for key, style, name in (("train", "-o", "train"), ("val", "--s", "validation"), ("test", ":^", "test")):
+        if f"{key}_loss" not in history:
+            continue
+        axes[0].plot(epochs, history[f"{key}_loss"], style, label=name, markersize=3)
+        axes[1].plot(epochs, history[f"{key}_accuracy"], style, label=name, markersize=3)
     axes[0].set(xlabel="epoch", ylabel="loss", title=f"{title} loss".strip())
     axes[1].set(xlabel="epoch", ylabel="accuracy", title=f"{title} accuracy".strip())
     for ax in axes:
@@ -542,15 +600,18 @@ def plot_history(history: dict, title: str = "", axes=None):
 def save_checkpoint(model: nn.Module, path, info: dict) -> bool:
     """Save ``model``'s state dict at ``path`` and ``info`` beside it (``.json``), unless a better one is there.
 
-    A checkpoint whose recorded ``test_accuracy`` is higher is kept (returns False), so that a
-    quick re-run never overwrites a full training run.
+    A checkpoint whose recorded ``val_accuracy`` (validation accuracy; ``test_accuracy`` when
+    ``info`` has none) is higher is kept (returns False), so that a quick re-run never
+    overwrites a full training run. Checkpoints are compared on validation data, never on the
+    test set, which must not choose anything.
     """
     path = pathlib.Path(path)
     meta = path.with_suffix(".json")
+    key = "val_accuracy" if "val_accuracy" in info else "test_accuracy"
     if path.is_file() and meta.is_file():
-        with contextlib.suppress(ValueError, OSError):
+        with contextlib.suppress(ValueError, OSError, TypeError):
             old = json.loads(meta.read_text())
-            if float(old.get("test_accuracy", 0)) > float(info.get("test_accuracy", 0)):
+            if float(old.get(key, 0)) > float(info.get(key, 0)):
                 return False
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     torch.save(state, path)

@@ -72,6 +72,50 @@ def torch_calls(fn: Callable, *args, **kwargs) -> int:
     return counter.count
 
 
+def _output_and_input_gradient(fn: Callable, x: torch.Tensor, upstream: torch.Tensor, *args, **kwargs):
+    """``fn(x', *args, **kwargs)`` for ``x'`` a leaf copy of ``x`` that requires gradients, then the gradient of
+    ``(output * upstream).sum()`` with respect to ``x'``: ``(output, gradient)``, the gradient None when no
+    gradient reached ``x'`` (an output built from ``x.detach()``, NumPy, ``torch.no_grad()``...)."""
+    leaf = x.detach().clone().requires_grad_(True)
+    out = fn(leaf, *args, **kwargs)
+    if not _isinstance(out, _Tensor):
+        return out, None
+    if not out.requires_grad:
+        return out.detach(), None
+    (out * upstream).sum().backward()
+    return out.detach(), leaf.grad
+
+
+def output_and_gradient(fn: Callable, x: torch.Tensor, upstream: torch.Tensor, *args, **kwargs):
+    """The learner's ``fn`` on a copy of ``x`` that requires gradients, and the gradient that ``upstream``
+    (a tensor of the output's shape) back-propagates to ``x`` through it: ``(output, gradient or None)``.
+
+    The backward pass runs where ``fn`` runs: here in the notebook; in the grader's verification, in the
+    student's process (a question, as :mod:`cnn_course.model_checks` asks a model), and only data comes back.
+    """
+    __tracebackhide__ = True
+    runner = getattr(fn, "_runner", None)  # the grader's stand-in for a function that runs elsewhere
+    if runner is not None and hasattr(runner, "invoke"):
+        return runner.invoke(getattr(fn, "__name__", "your function"), "", (fn, x, upstream, *args), kwargs,
+                             ask="output_and_input_gradient")[0]
+    name = getattr(fn, "__name__", "your function")
+
+    def run(x, upstream, *args, **kwargs):
+        return _output_and_input_gradient(fn, x, upstream, *args, **kwargs)
+
+    run.__name__ = name
+    return call(run, x, upstream, *args, name=name, **kwargs)
+
+
+def _register_question() -> None:
+    from . import model_checks
+
+    model_checks.QUESTIONS["output_and_input_gradient"] = _output_and_input_gradient
+
+
+_register_question()
+
+
 def expect_number(actual, expected: float, what: str = "the result", *, rtol: float = 1e-6, atol: float = 1e-8,
                   hint: str | None = None) -> None:
     """A number (Python float, NumPy scalar or one-element tensor) close to ``expected``."""

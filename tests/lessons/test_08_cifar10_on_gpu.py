@@ -81,6 +81,30 @@ def evaluate(model, loader, device):
         count += y.numel()
     return {"loss": loss_total / count, "accuracy": correct / count}
 ''',
+        "train_val_split": '''
+import numpy as np
+import torch
+def train_val_split(labels, val_fraction=0.1, seed=0):
+    if not (0 < val_fraction < 1):
+        raise ValueError("val_fraction=%r is not in (0, 1)" % (val_fraction,))
+    y = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    is_val = np.zeros(len(y), dtype=bool)
+    for c in np.unique(y):
+        members = np.flatnonzero(y == c)
+        is_val[rng.choice(members, size=round(val_fraction * len(members)), replace=False)] = True
+    return torch.from_numpy(np.flatnonzero(~is_val)).long(), torch.from_numpy(np.flatnonzero(is_val)).long()
+''',
+        "dropout": '''
+import torch
+def dropout(x, p=0.5, training=True, generator=None):
+    if p < 0 or p >= 1:
+        raise ValueError(f"p = {p}: expected 0 <= p < 1")
+    if training and p > 0:
+        mask = torch.bernoulli(torch.full_like(x, 1 - p), generator=generator)
+        return x * mask * (1.0 / (1 - p))
+    return x
+''',
     },
     "a loop over the possible shifts (not over images); small ResNet; logits gathered at the end": {
         "random_flip_translate": '''
@@ -160,6 +184,37 @@ def evaluate(model, loader, device):
             labels.append(y.to(device))
     logits, labels = torch.cat(logits), torch.cat(labels)
     return {"loss": F.cross_entropy(logits, labels).item(), "accuracy": (logits.argmax(1) == labels).float().mean().item()}
+''',
+        "train_val_split": '''
+import torch
+def train_val_split(labels, val_fraction=0.1, seed=0):
+    if val_fraction <= 0 or val_fraction >= 1:
+        raise ValueError(f"bad val_fraction {val_fraction}")
+    labels = torch.as_tensor(labels).long()
+    g = torch.Generator().manual_seed(seed)
+    keys = torch.rand(len(labels), generator=g, dtype=torch.float64)
+    order = torch.argsort(keys)
+    order = order[torch.argsort(labels[order], stable=True)]   # grouped by class, random within a class
+    val = []
+    start = 0
+    for c, n in zip(*torch.unique(labels, return_counts=True)):
+        n = int(n)
+        val.append(order[start:start + round(val_fraction * n)])
+        start += n
+    val = torch.sort(torch.cat(val)).values
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[val] = False
+    return torch.arange(len(labels))[mask], val
+''',
+        "dropout": '''
+import torch
+def dropout(x, p=0.5, training=True, generator=None):
+    if not (0 <= p < 1):
+        raise ValueError("dropout needs 0 <= p < 1, got p=" + str(p))
+    if not training or p == 0:
+        return x
+    u = torch.empty(x.shape, device=x.device).uniform_(0, 1, generator=generator)
+    return torch.where(u < p, torch.zeros((), dtype=x.dtype, device=x.device), x / (1 - p))
 ''',
     },
 }
@@ -255,6 +310,48 @@ def _resnet(norm="nn.BatchNorm2d(o)", width=64, tail="nn.Flatten(), nn.Linear(8 
     return _RESNET.format(norm=norm, width=width, tail=tail)
 
 
+_SPLIT = '''
+import torch
+def train_val_split(labels, val_fraction=0.1, seed=0):
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {{val_fraction}}")
+    labels = torch.as_tensor(labels)
+    g = torch.Generator().manual_seed(seed)
+    chosen = [torch.zeros(0, dtype=torch.int64)]
+    for c in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == c).flatten()
+        k = {count}
+        chosen.append(members[{pick}][:k])
+    val = {val}
+    is_val = torch.zeros(len(labels), dtype=torch.bool)
+    is_val[val] = True
+    train = {train}
+    return train, val
+'''
+
+
+def _split(count="round(val_fraction * len(members))", pick="torch.randperm(len(members), generator=g)",
+           val="torch.cat(chosen).sort().values", train="torch.nonzero(~is_val).flatten()"):
+    return _SPLIT.format(count=count, pick=pick, val=val, train=train)
+
+
+_DROP = '''
+import torch
+def dropout(x, p=0.5, training=True, generator=None):
+    if not 0 <= p < 1:
+        raise ValueError(f"p must be in [0, 1), got {{p}}")
+    if {off}:
+        return x
+    keep = {keep}
+    return {out}
+'''
+
+
+def _drop(off="not training or p == 0", keep="torch.rand(x.shape, generator=generator, device=x.device) >= p",
+          out="x * keep / (1 - p)"):
+    return _DROP.format(off=off, keep=keep, out=out)
+
+
 MUTANTS = {
     "random_flip_translate": {
         "one flip for the whole batch": _flip(flip="(torch.rand(1, generator=generator, device=dev) < 0.5).expand(n)"),
@@ -292,6 +389,39 @@ def random_flip_translate(images, max_shift=2, generator=None):
         "ignores the generator": _flip(flip="torch.rand(n, device=dev) < 0.5",
                                        dy="torch.randint(-max_shift, max_shift + 1, (n,), device=dev)",
                                        dx="torch.randint(-max_shift, max_shift + 1, (n,), device=dev)"),
+    },
+    "train_val_split": {
+        "not stratified (a random 10% of the whole set)": '''
+import torch
+def train_val_split(labels, val_fraction=0.1, seed=0):
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    n = len(labels)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    k = round(val_fraction * n)
+    return order[k:].sort().values, order[:k].sort().values
+''',
+        "leaks: train_idx is every index (overlaps val_idx)": _split(train="torch.arange(len(labels))"),
+        "val_idx unsorted": _split(val="torch.cat(chosen)"),
+        "floor instead of round": _split(count="int(val_fraction * len(members))"),
+        "ceil instead of round": _split(count="-int(-(val_fraction * len(members)) // 1)"),
+        "the first examples of each class (not random)": _split(pick="torch.arange(len(members))"),
+        "ignores the seed (global random state)": _split(pick="torch.randperm(len(members))"),
+        "int32 indices": _split(val="torch.cat(chosen).sort().values.int()", train="torch.nonzero(~is_val).flatten().int()"),
+    },
+    "dropout": {
+        "no rescaling of the survivors": _drop(out="x * keep"),
+        "survivors scaled by p": _drop(out="x * keep * p"),
+        "survivors scaled by 1 / p": _drop(out="x * keep / p"),
+        "zeroes with probability 1 - p": _drop(keep="torch.rand(x.shape, generator=generator, device=x.device) < p"),
+        "active in eval mode": _drop(off="p == 0"),
+        "one mask shared by every row of the batch": _drop(
+            keep="torch.rand(x.shape[1:], generator=generator, device=x.device) >= p"),
+        "a fixed number of elements dropped": _drop(
+            keep="(torch.randperm(x.numel(), generator=generator, device=x.device) >= round(p * x.numel())).view(x.shape)"),
+        "no gradient (works on x.detach())": _drop(out="x.detach() * keep / (1 - p)"),
+        "modifies x in place": _drop(out="x.mul_(keep).div_(1 - p)"),
+        "ignores the generator": _drop(keep="torch.rand(x.shape, device=x.device) >= p"),
     },
     "build_model": {
         "no batch norm": _resnet(norm="nn.Identity()"),
