@@ -3,6 +3,8 @@
 import matplotlib.pyplot as plt
 import numpy as np
 
+from cnn_course import examples, plots
+
 CHANNELS = [("R", "Reds"), ("G", "Greens"), ("B", "Blues")]
 
 
@@ -50,4 +52,38 @@ def figure_rgb_kernel():
     result.text(0.1, 0.2, "one 3-D kernel (3, 3, 3) spans all\ninput channels; its output is one\n"
                 "number per position: a single map", ha="left", va="center", fontsize=8.5, style="italic")
     fig.suptitle("A 3x3 kernel over an RGB image: one output value", fontsize=11)
+    return fig
+
+
+def _correlate(image, kernel):
+    return np.einsum("ijab,ab->ij", np.lib.stride_tricks.sliding_window_view(image, kernel.shape), kernel)
+
+
+def figure_filter_bank():
+    """Four hand-designed 3x3 kernels applied to a grey photograph as one layer with four output maps:
+    Sobel x (vertical edges), Sobel y (horizontal edges), the Laplacian (spots, fine detail), a box blur."""
+    grey = examples.to_grey(examples.sample_photo(size=160))
+    maps = [_correlate(grey, k) for k in (examples.SOBEL_X, examples.SOBEL_Y, examples.LAPLACIAN_KERNEL,
+                                          examples.BOX_BLUR_3)]
+    return plots.show_images([grey, *maps], titles=["input", "Sobel x (vertical edges)", "Sobel y (horizontal edges)",
+                                                    "Laplacian (spots, fine detail)", "3x3 box blur"], ncols=5)
+
+
+def figure_stacked_convolutions():
+    """A vertical-edge (Sobel) layer followed by a 3x3 blur, beside one layer with their composed 5x5 kernel
+    (the same picture), and the two layers with a ReLU between them (the falling edges are gone)."""
+    grey = examples.to_grey(examples.sample_photo(size=160))
+    k_edge, k_blur = examples.SOBEL_X, examples.BOX_BLUR_3
+    K = np.zeros((5, 5))
+    for c in range(3):
+        for d in range(3):
+            K[c:c + 3, d:d + 3] += k_blur[c, d] * k_edge
+    fig, axes = plt.subplots(1, 5, figsize=(14, 3))
+    plots.show_matrix(K, ax=axes[0], title="composed 5x5 kernel", fmt="{:.2f}")
+    for ax, img, title in zip(axes[1:], [grey, _correlate(_correlate(grey, k_edge), k_blur), _correlate(grey, K),
+                                         _correlate(np.maximum(_correlate(grey, k_edge), 0), k_blur)],
+                              ["input", "edge, then blur", "one layer, kernel K", "edge, ReLU, then blur"]):
+        ax.imshow(img, cmap="gray")
+        ax.set_title(title)
+        ax.axis("off")
     return fig

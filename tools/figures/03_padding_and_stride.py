@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from cnn_course import examples, plots
 from cnn_course.explorers import conv_geometry
 
 PAD, INPUT, UNUSED = "#d9d9d9", "#ffffff", "#f4b6b6"
@@ -124,3 +125,30 @@ def figure_im2col():
     fig.suptitle("im2col: every window a row, the kernel a column, the whole layer one matrix product\n"
                  "(with N images, C channels and F kernels: (N*H_out*W_out, C*kh*kw) @ (C*kh*kw, F))", fontsize=10)
     return fig
+
+
+def _conv(image, kernel, padding=0, stride=1, dilation=1):
+    """One grey image, one kernel: zero padding, stride and dilation, as in lesson 03's conv2d."""
+    padded = np.pad(image, padding)
+    span = dilation * (kernel.shape[0] - 1) + 1
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (span, span))[::stride, ::stride, ::dilation, ::dilation]
+    return np.einsum("ijab,ab->ij", windows, kernel)
+
+
+def figure_edge_strides():
+    """Edge strength (the length of the Sobel x and y responses) of a grey photograph at stride 1, at stride 2
+    (a quarter of the outputs) and with dilation 3 (the same 9 weights spread over 7x7 pixels: coarser edges)."""
+    grey = examples.to_grey(examples.sample_photo(size=96))
+    settings = [dict(padding=1), dict(padding=1, stride=2), dict(padding=3, dilation=3)]
+    maps = [np.hypot(_conv(grey, examples.SOBEL_X, **kw), _conv(grey, examples.SOBEL_Y, **kw)) for kw in settings]
+    return plots.show_images(maps, titles=["stride 1", "stride 2", "dilation 3"], ncols=3, size=2.5)
+
+
+def figure_zero_padding_blur():
+    """A grey photograph, the same zero-padded by 3 pixels, and its 7x7 box blur with "same" padding, whose
+    border is darker than the input's: near the border every window averages real pixels with zeros."""
+    grey = examples.to_grey(examples.sample_photo(size=96))
+    padded = np.pad(grey, 3)
+    blurred = np.lib.stride_tricks.sliding_window_view(padded, (7, 7)).mean(axis=(2, 3))
+    return plots.show_images([grey, padded, blurred], titles=["input", "zero-padded by 3", "7x7 blur, 'same'"],
+                             ncols=3, size=2.5)
