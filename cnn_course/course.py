@@ -50,7 +50,7 @@ LESSONS: tuple[Lesson, ...] = (
             "write a convolution as a (mostly zero) matrix",
             "see that a dense layer does not respect translations"),
            functions=("dense_param_count", "conv_param_count", "conv_as_matrix", "translate")),
-    Lesson("02_convolution", "Convolution", 60, ("01",),
+    Lesson("02_convolution", "Convolution", 75, ("01",),
            ("compute a 2-D cross-correlation by hand and in NumPy",
             "tell correlation from true convolution",
             "write a convolutional layer with channels, batches and bias",
