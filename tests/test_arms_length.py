@@ -247,12 +247,16 @@ CHEATS = {"frame walk": ("", FRAME_WALK), "thread": (THREAD, ""), "trace": (TRAC
 
 def stubs(lesson: str, top: str, body: str, result: str) -> dict[str, str]:
     """Every graded function of the lesson as a stub (``body`` then ``return result``); ``top`` before the first."""
-    out = {}
+    out, placed = {}, False
     for gid, source in solution_cells(lesson).items():
+        if gid.startswith("q_"):  # an answer to a question, not a function: left unanswered
+            out[gid] = f"{gid} = None"
+            continue
         fn = next(n for n in ast.parse(source).body if isinstance(n, ast.FunctionDef))
         code = f"def {fn.name}({ast.unparse(fn.args)}):\n" + "".join(
             "    " + line + "\n" for line in (body.strip().splitlines() + [f"return {result}"]))
-        out[gid] = (top if not out else "") + "\n" + code
+        out[gid] = ("" if placed else top) + "\n" + code
+        placed = True
     return out
 
 
@@ -266,7 +270,8 @@ def test_every_cheat_with_stub_functions_scores_nothing(lesson, cheat, zygote):
     passed = [gid for gid, (ok, _) in verdicts.items() if ok]
     assert not passed, (cheat, passed)
     if cheat == "reader" and zygote.strict:  # the solutions, tests, other students' notebooks are not there
-        assert all("found 0 files" in message for _, message in verdicts.values()), verdicts
+        assert all("found 0 files" in message for gid, (_, message) in verdicts.items()
+                   if not gid.startswith("test_q_")), verdicts  # questions are left unanswered by stubs()
 
 
 ANSWER_KEY = {  # a correct function that hands part of the work to the course's own package
