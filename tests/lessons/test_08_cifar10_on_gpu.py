@@ -464,6 +464,26 @@ def test_failure_messages_teach():
     assert "torch.no_grad()" in results["test_evaluate_hidden"]
 
 
+# A learner without hidden tests (Colab, Binder) learns only from the visible ones: the most common
+# mistakes in the two new functions (those issue 14 names) fail there, with a message that says why.
+# One mistake in each function per run: each function's tests call only it.
+VISIBLE_CATCHES = [
+    (("no rescaling of the survivors", "1 / (1 - p)"), ("not stratified (a random 10% of the whole set)", "stratified")),
+    (("survivors scaled by p", "not by p"), ("leaks: train_idx is every index (overlaps val_idx)", "leak")),
+    (("zeroes with probability 1 - p", "probability of DROPPING"), ("val_idx unsorted", "sorted")),
+    (("active in eval mode", "eval mode"), ("floor instead of round", "round")),
+]
+
+
+@pytest.mark.parametrize("dropout_case,split_case", VISIBLE_CATCHES)
+def test_visible_tests_catch_the_common_mistakes(dropout_case, split_case):
+    results = run_tests(LESSON, {"dropout": MUTANTS["dropout"][dropout_case[0]],
+                                 "train_val_split": MUTANTS["train_val_split"][split_case[0]]})
+    for function, (label, words) in (("dropout", dropout_case), ("train_val_split", split_case)):
+        message = results[f"test_{function}"]
+        assert message is not None and words in message, (label, message)
+
+
 # --------------------------------------------------------------------------- the checkpoint cell
 
 def test_checkpoint_cell_says_plainly_when_the_test_set_is_missing(monkeypatch, tmp_path):

@@ -49,3 +49,53 @@ def figure_residual_block():
     ax.text(7.35, y - 0.6, "f'(x) x upstream", ha="left", va="center", fontsize=8.5, color="#c00000")
     ax.set_title("A residual block: the output is x + f(x); its gradient with respect to x is 1 + f'(x)", fontsize=10)
     return fig
+
+
+def _picture():
+    """A 32x32 RGB test picture that shows which way it faces: sky, sea, and a boat with its bow to the right."""
+    import numpy as np
+
+    img = np.zeros((32, 32, 3))
+    img[:20] = (0.55, 0.75, 0.95)                        # sky
+    img[20:] = (0.15, 0.35, 0.7)                         # sea
+    for r in range(14, 21):                              # hull: wider at the top, a pointed bow on the right
+        img[r, 6 + (r - 14) // 2:25 + (20 - r) // 1] = (0.75, 0.2, 0.15)
+    img[4:14, 13] = (0.2, 0.2, 0.2)                      # mast
+    for r in range(5, 13):                               # sail, to the right of the mast
+        img[r, 14:14 + (r - 4)] = (0.98, 0.98, 0.9)
+    img[3:6, 25:28] = (1.0, 0.85, 0.2)                   # sun, top right
+    return img
+
+
+def _flip_shift(img, flip, dy, dx):
+    import numpy as np
+
+    x = img[:, ::-1] if flip else img
+    out = np.zeros_like(x)
+    h, w = x.shape[:2]
+    out[max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = x[max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
+
+
+def figure_augmentation():
+    """What random_flip_translate does to a batch: each image is mirrored left to right with probability 1/2
+    and shifted by its own random (dy, dx) in [-4, 4] pixels; pixels that come in are zero (black), none
+    wrap around. Left: the original; then eight independent draws, each titled with its flip and shift."""
+    import numpy as np
+
+    rng = np.random.default_rng(8)
+    img = _picture()
+    draws = [(bool(rng.random() < 0.5), int(rng.integers(-4, 5)), int(rng.integers(-4, 5))) for _ in range(8)]
+    fig, axes = plt.subplots(1, 9, figsize=(9.6, 1.9))
+    axes[0].imshow(img, interpolation="nearest")
+    axes[0].set_title("original", fontsize=9, weight="bold")
+    for ax, (flip, dy, dx) in zip(axes[1:], draws):
+        ax.imshow(_flip_shift(img, flip, dy, dx), interpolation="nearest")
+        ax.set_title(f"{'flip, ' if flip else ''}dy={dy:+d}\ndx={dx:+d}", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("random_flip_translate(images, max_shift=4): one random flip and shift per image, zeros come in",
+                 fontsize=9.5)
+    fig.tight_layout()
+    return fig
