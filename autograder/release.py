@@ -52,6 +52,35 @@ def generate(root: pathlib.Path, lessons: list[str], out_dir: pathlib.Path) -> N
                 raise ReleaseError(f"nbgrader could not generate {lesson}:\n{result.get('log', '')}{result.get('error', '')}")
             shutil.copytree(scratch / "release" / lesson, out_dir / lesson)
             link_figures(out_dir / lesson / f"{lesson}.ipynb", lesson)
+            stub_questions(out_dir / lesson / f"{lesson}.ipynb")
+
+
+QUESTION_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def stub_questions(notebook: pathlib.Path) -> None:
+    """In each question's cell, replace nbgrader's stub with ``q_<name> = ...  # your prediction``.
+
+    The learner sees which name to assign, and a notebook run top to bottom stops at the
+    question's test (the answer is still ``...``), as it does at an unwritten function's test,
+    instead of at the question itself. The cell's recorded checksum follows its new source.
+    """
+    from nbgrader.utils import compute_checksum
+
+    from cnn_course.course import is_question
+
+    if not notebook.is_file():
+        return
+    nb = nbformat.read(notebook, as_version=4)
+    changed = False
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution") and is_question(meta.get("grade_id", "")) and QUESTION_STUB in cell.source:
+            cell.source = cell.source.replace(QUESTION_STUB, f"{meta['grade_id']} = ...  # your prediction")
+            meta["checksum"] = compute_checksum(cell)
+            changed = True
+    if changed:
+        nbformat.write(nb, notebook)
 
 
 FIGURE_LINK = re.compile(r"\]\(figures/([^)\s]+\.png)\)")

@@ -310,7 +310,7 @@ def expect_answer(value: Any, form: str, what: str = "your answer", *, expected:
     """
     __tracebackhide__ = True
     if value is None or value is Ellipsis:
-        _fail(f"{what} is still {value!r}: write your prediction as a value ({form})")
+        _fail(f"{what} is still {'...' if value is Ellipsis else 'None'}: write your prediction as a value ({form})")
     words = form.split()
     kind = words[-1]
     integral = (int, np.integer)

@@ -57,3 +57,21 @@ def test_path_and_readme_tables_mention_every_lesson():
     for lesson in course.LESSONS:
         assert f"../{lesson.id}/{lesson.id}.ipynb" in path and f"lessons/{lesson.id}/{lesson.id}.ipynb" in readme
     assert "(GPU)" in path and path.count("(GPU)") == 1
+
+
+def test_released_questions_name_their_answer_and_count_as_unanswered(tmp_path):
+    from nbgrader.utils import compute_checksum
+
+    lesson = "02_convolution"
+    released = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    questions = [c for c in released.cells if course.is_question(c.metadata.get("nbgrader", {}).get("grade_id", ""))]
+    assert len(questions) >= 4
+    for cell in questions:
+        gid = cell.metadata.nbgrader["grade_id"]
+        assert f"\n{gid} = ...  # your prediction" in "\n" + cell.source and "NotImplementedError" not in cell.source
+        assert cell.metadata.nbgrader["checksum"] == compute_checksum(cell)
+    (tmp_path / lesson).mkdir()
+    shutil.copy(ROOT / "lessons" / lesson / f"{lesson}.ipynb", tmp_path / lesson / f"{lesson}.ipynb")
+    fresh = {p.lesson: p for p in course.progress(tmp_path)}[lesson]
+    assert fresh.unanswered == fresh.questions == [c.metadata.nbgrader["grade_id"] for c in questions]
+    assert f"0/{len(questions)} questions answered" in fresh.summary()
