@@ -17,6 +17,7 @@ from traitlets.config import Config
 COURSE_ID = "cnn-course"
 LESSON_PATTERN = re.compile(r"^\d\d_[a-z0-9_]+$")
 
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"  # what replaces each solution in the student version
 # Per-cell wall-clock limit while grading. Generous for CPU-only grading of the
 # training lessons; an infinite loop costs this much once per cell it hangs in.
 CELL_TIMEOUT_S = int(os.environ.get("CNN_GRADER_CELL_TIMEOUT_S", 120))
@@ -83,7 +84,15 @@ def course_config(root: pathlib.Path, *, source: str = "solutions", release: str
     c.CourseDirectory.release_directory = release
     c.CourseDirectory.db_url = db_url or f"sqlite:///{pathlib.Path(root) / 'gradebook.db'}"
     c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", ".DS_Store"]
-    c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+    c.ClearSolutions.code_stub = {"python": CODE_STUB}
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.preprocessors import ClearSolutions
+
+    from .release import StudentVersion  # question stubs and figure links, before nbgrader's checksums
+
+    steps = list(GenerateAssignment.class_traits()["preprocessors"].default())
+    c.GenerateAssignment.preprocessors = [*steps[:steps.index(ClearSolutions) + 1], StudentVersion,
+                                          *steps[steps.index(ClearSolutions) + 1:]]
     c.Execute.timeout = CELL_TIMEOUT_S
     # Our Execute: sandboxed kernel, a kernel death or timeout costs one exercise (autograder/execute.py).
     from nbconvert.preprocessors import ClearMetadataPreprocessor

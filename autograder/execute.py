@@ -31,6 +31,20 @@ from . import isolation
 from .limits import after_timeout, cell_key
 
 
+def local_kernel_manager(kernel_name: str = "python3"):
+    """An unsandboxed kernel for the instructor's own runs (measuring limits, the book, the tests) that talks over
+    Unix sockets in a fresh folder, not TCP ports: kernels started side by side pick TCP ports with a race
+    (jupyter_client binds a free port, lets it go, and the kernel binds it again), and a run that loses it can
+    wait forever, as lesson runs in CI did. Pass it to ``NotebookClient(km=...)``."""
+    import tempfile
+
+    from jupyter_client.manager import KernelManager
+
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="cnn-kernel-"))
+    return KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(folder / "k"),
+                         connection_file=str(folder / "kernel.json"))
+
+
 def _error(ename: str, evalue: str) -> NotebookNode:
     return NotebookNode(output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 

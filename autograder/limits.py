@@ -89,6 +89,7 @@ def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
     from nbclient import NotebookClient
 
     from . import isolation
+    from .execute import local_kernel_manager
 
     nb = nbformat.read(notebook, as_version=4)
     if preload:  # what the zygote imports before it forks a kernel, left out of the cells' times
@@ -99,7 +100,7 @@ def measure(notebook: pathlib.Path, preload: bool = PRELOAD) -> dict[str, int]:
     with tempfile.TemporaryDirectory(prefix="cnn-measure-") as scratch:
         folder = pathlib.Path(scratch) / "lesson"
         shutil.copytree(notebook.parent, folder, ignore=shutil.ignore_patterns("*.ipynb", ".ipynb_checkpoints"))
-        client = NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
+        client = NotebookClient(nb, km=local_kernel_manager(), timeout=CELL_TIMEOUT_S, allow_errors=True,
                                 record_timing=True, resources={"metadata": {"path": str(folder)}},
                                 extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"])
         # configured as a grading kernel is (one thread per library, the smoke mode), found on this PATH

@@ -25,8 +25,9 @@ import shutil
 import tempfile
 
 import nbformat
+from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .config import course_config, ensure_tools_on_path, lesson_ids
+from .config import CODE_STUB, course_config, ensure_tools_on_path, lesson_ids
 
 
 class ReleaseError(RuntimeError):
@@ -51,62 +52,37 @@ def generate(root: pathlib.Path, lessons: list[str], out_dir: pathlib.Path) -> N
             if not result["success"]:
                 raise ReleaseError(f"nbgrader could not generate {lesson}:\n{result.get('log', '')}{result.get('error', '')}")
             shutil.copytree(scratch / "release" / lesson, out_dir / lesson)
-            link_figures(out_dir / lesson / f"{lesson}.ipynb", lesson)
-            stub_questions(out_dir / lesson / f"{lesson}.ipynb")
 
 
-QUESTION_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+class StudentVersion(NbGraderPreprocessor):
+    """nbgrader step, right after ``ClearSolutions`` in ``generate_assignment`` (autograder/config.py), so that
+    ``nbgrader generate_assignment`` and ``release`` write the same student notebook and nbgrader's checksums
+    and gradebook see its final cells:
 
-
-def stub_questions(notebook: pathlib.Path) -> None:
-    """In each question's cell, replace nbgrader's stub with ``q_<name> = ...  # your prediction``.
-
-    The learner sees which name to assign, and a notebook run top to bottom stops at the
-    question's test (the answer is still ``...``), as it does at an unwritten function's test,
-    instead of at the question itself. The cell's recorded checksum follows its new source.
+    - each question's stub becomes ``q_<name> = ...  # your prediction``: the learner sees which name to
+      assign, and a notebook run top to bottom stops at the question's test (the answer is still ``...``),
+      as at an unwritten function's test, instead of at the question;
+    - ``![...](figures/<name>.png)`` points at the repository's copy of the picture (``links.raw_url``,
+      following ``links.py`` like every other link): a relative path shows in JupyterLab and on GitHub but
+      not in Colab, which opens the notebook alone. The files also ship beside the notebook.
     """
-    from nbgrader.utils import compute_checksum
 
-    from cnn_course.course import is_question
+    def preprocess(self, nb, resources):
+        from cnn_course import links
+        from cnn_course.course import is_question
 
-    if not notebook.is_file():
-        return
-    nb = nbformat.read(notebook, as_version=4)
-    changed = False
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("solution") and is_question(meta.get("grade_id", "")) and QUESTION_STUB in cell.source:
-            cell.source = cell.source.replace(QUESTION_STUB, f"{meta['grade_id']} = ...  # your prediction")
-            meta["checksum"] = compute_checksum(cell)
-            changed = True
-    if changed:
-        nbformat.write(nb, notebook)
+        lesson = (resources or {}).get("nbgrader", {}).get("assignment")
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            if cell.cell_type == "code" and meta.get("solution") and is_question(meta.get("grade_id", "")):
+                cell.source = cell.source.replace(CODE_STUB, f"{meta['grade_id']} = ...  # your prediction")
+            if cell.cell_type == "markdown" and lesson:
+                cell.source = FIGURE_LINK.sub(
+                    lambda m: f"]({links.raw_url(f'lessons/{lesson}/figures/{m.group(1)}')})", cell.source)
+        return nb, resources
 
 
 FIGURE_LINK = re.compile(r"\]\(figures/([^)\s]+\.png)\)")
-
-
-def link_figures(notebook: pathlib.Path, lesson: str) -> None:
-    """Point the student notebook's ``![...](figures/<name>.png)`` at the repository's copy of the picture.
-
-    A relative path shows in JupyterLab and on GitHub but not in Colab, which opens the notebook
-    alone; the repository's URL (``links.raw_url``, following ``links.py`` like every other link)
-    shows everywhere the learner is online. The files themselves ship beside the notebook, for
-    :func:`cnn_course.plots.instructor_figure` and for reading offline.
-    """
-    from cnn_course import links
-
-    if not notebook.is_file():
-        return
-    nb = nbformat.read(notebook, as_version=4)
-    changed = False
-    for cell in nb.cells:
-        if cell.cell_type == "markdown" and FIGURE_LINK.search(cell.source):
-            cell.source = FIGURE_LINK.sub(
-                lambda m: f"]({links.raw_url(f'lessons/{lesson}/figures/{m.group(1)}')})", cell.source)
-            changed = True
-    if changed:
-        nbformat.write(nb, notebook)
 
 
 def _tree(path: pathlib.Path) -> set[str]:

@@ -447,7 +447,8 @@ def _shipped(lesson: str, course: pathlib.Path | None) -> pathlib.Path:
 
 def lesson_files(lesson: str | None, folder: pathlib.Path, course: pathlib.Path | None = None,
                  max_bytes: int = LESSON_FILES_MAX_BYTES) -> list[pathlib.Path]:
-    """The files a run of ``lesson`` needs: the course's lesson folder's own files (notebooks left out),
+    """The files a run of ``lesson`` needs: the course's lesson folder's own files (notebooks and instructor
+    figures left out),
     plus what the student's ``folder`` holds of the files the lesson writes (lesson 08's checkpoint).
 
     Never the rest of ``folder`` (a home folder, Downloads, /tmp). Raises ValueError, saying
@@ -456,8 +457,9 @@ def lesson_files(lesson: str | None, folder: pathlib.Path, course: pathlib.Path 
     if not lesson:
         return []
     shipped = _shipped(lesson, course)
+    skip = {".ipynb_checkpoints", "__pycache__", "figures"}  # figures: pictures for the markdown, read by no code
     files = [p for p in sorted(shipped.rglob("*")) if p.is_file() and p.suffix != ".ipynb"
-             and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts] if shipped.is_dir() else []
+             and not skip & set(p.relative_to(shipped).parts)] if shipped.is_dir() else []
     files += [folder / name for name in LESSON_OUTPUTS.get(lesson, []) if (folder / name).is_file()]
     total = sum(p.stat().st_size for p in files)
     if total > max_bytes:

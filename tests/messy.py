@@ -16,14 +16,16 @@ import secrets
 
 import nbformat
 
-from tests.notebook_runner import solution_cells
+from cnn_course.course import is_question
+from tests.notebook_runner import answers, solution_cells
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def student_notebook(lesson: str, **replace: str) -> nbformat.NotebookNode:
-    """The lesson's release notebook with every solution filled in (the reference's, unless replaced)."""
-    solutions = solution_cells(lesson)
+    """The lesson's release notebook with every solution filled in (the reference's, unless replaced); each
+    question answered as a student does, with the value itself (the one the instructor's notebook computes)."""
+    solutions = {**solution_cells(lesson), **{q: f"{q} = {value!r}\n" for q, value in answers(lesson).items()}}
     nb = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
     for cell in nb.cells:
         gid = cell.metadata.get("nbgrader", {}).get("grade_id")
@@ -36,9 +38,15 @@ def gid(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
+def _function_cells(nb) -> list[int]:
+    """Indices of the solution cells that hold a graded function (not an answer to a question)."""
+    return [i for i, c in enumerate(nb.cells)
+            if c.metadata.get("nbgrader", {}).get("solution") and not is_question(gid(c) or "")]
+
+
 def first_exercise(nb) -> tuple[int, int]:
-    """Indices of the first solution cell and of the first visible test cell after it."""
-    s = next(i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution"))
+    """Indices of the first function's solution cell and of the first visible test cell after it."""
+    s = _function_cells(nb)[0]
     t = next(i for i, c in enumerate(nb.cells) if i > s and c.metadata.get("nbgrader", {}).get("grade"))
     return s, t
 
@@ -190,7 +198,7 @@ def solution_below_tests(nb, lesson):  # dragged the solution cell below its tes
 
 
 def exercises_swapped(nb, lesson):  # dragged the second exercise (solution and tests) above the first
-    solutions = [i for i, c in enumerate(nb.cells) if c.metadata.get("nbgrader", {}).get("solution")]
+    solutions = _function_cells(nb)
     if len(solutions) < 2:
         return clean(nb, lesson)
     end = solutions[2] if len(solutions) > 2 else len(nb.cells)
@@ -264,7 +272,9 @@ KINDS = {f.__name__: f for f in (
     bare_cells, stripped_marks, retyped_solution, reordered_demo)}
 
 # Kinds after which the graded cells keep the student's order (all tests still after what they use).
-REORDERED = {"exercises_swapped"}
+# Kinds whose repair keeps every graded cell but not the release's exact order (a solution moved back below
+# the setup lands right after it, ahead of questions the release puts first): compared as sets.
+REORDERED = {"exercises_swapped", "solution_above_setup"}
 
 # What the reason must say (a substring; {s} is the first solution's grade id, {t} its first test's,
 # {lesson} the lesson); None: nothing about the notebook's form.

@@ -48,6 +48,7 @@ def questions(lesson: str) -> list[str]:
     return [f for f in solution_cells(lesson) if is_question(f)]
 
 
+@functools.cache
 def answers(lesson: str) -> dict:
     """The instructor's answer to each question, computed as the notebook computes it (setup and solution cells)."""
     namespace: dict = {"__name__": "__main__"}
@@ -61,6 +62,12 @@ def graded_test_cells(lesson: str) -> dict[str, tuple[str, float]]:
     """grade_id -> (source, points) of every graded test cell, hidden tests included."""
     return {_meta(c)["grade_id"]: (c.source, float(_meta(c)["points"]))
             for c in load(lesson).cells if _meta(c).get("grade") and not _meta(c).get("solution")}
+
+
+def points(lesson: str, function: str | None = None) -> float:
+    """The lesson's points (or those of ``function``'s test cells): what a correct notebook scores."""
+    return sum(p for gid, (_, p) in graded_test_cells(lesson).items()
+               if function is None or function_of_test(lesson, gid) == function)
 
 
 def run_tests(lesson: str, replace: dict[str, str] | None = None, folder: str = "solutions") -> dict[str, str | None]:

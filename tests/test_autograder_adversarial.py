@@ -1,9 +1,8 @@
 """The hardened grader against an adversarial class of lesson 02, and its parts on their own.
 
-Lesson 02's points: test_correlate2d 1, test_correlate2d_hidden 2, test_convolve2d 1,
-test_convolve2d_hidden 2, test_conv2d_forward 1, test_conv2d_forward_hidden 3 (10 in all).
-convolve2d and conv2d_forward call correlate2d, so the cheats below sit in convolve2d
-(worth 3) or conv2d_forward (worth 4), which nothing else depends on.
+Scores are counted from the notebook's points (tests.notebook_runner.points). convolve2d and
+conv2d_forward call correlate2d, so the cheats below sit in convolve2d or conv2d_forward,
+which nothing else depends on (students answer the questions with values).
 """
 
 import csv
@@ -21,7 +20,7 @@ import pytest
 from autograder import wire
 from autograder.grade import restore_locked_cells
 from tests import messy
-from tests.notebook_runner import solution_cells
+from tests.notebook_runner import points, solution_cells
 from tests.submissions import put
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -208,27 +207,28 @@ def test_an_adversarial_class(tmp_path):
         "deleter": without(student_notebook(), "test_conv2d_forward_hidden"),
         "helper_cell": with_helper_cell(),
     }
+    no_conv, no_convolve = (points(LESSON) - points(LESSON, f) for f in ("conv2d_forward", "convolve2d"))
     cheats = {  # student -> (notebook, expected score, words the reason must contain)
-        "monkeypatch": (student_notebook(conv2d_forward=MONKEYPATCH), 6, "outside the notebook kernel"),
-        "always_equal": (student_notebook(conv2d_forward=ALWAYS_EQUAL), 6, "outside the notebook kernel"),
-        "torch_silent": (student_notebook(conv2d_forward=TORCH_SILENT), 6, "called torch"),
+        "monkeypatch": (student_notebook(conv2d_forward=MONKEYPATCH), no_conv, "outside the notebook kernel"),
+        "always_equal": (student_notebook(conv2d_forward=ALWAYS_EQUAL), no_conv, "outside the notebook kernel"),
+        "torch_silent": (student_notebook(conv2d_forward=TORCH_SILENT), no_conv, "called torch"),
         "reader": (student_notebook(conv2d_forward=conditional(
-            f"open({str(secret_dir / (LESSON + '.ipynb'))!r}).read()")), 6, "test_conv2d_forward"),
+            f"open({str(secret_dir / (LESSON + '.ipynb'))!r}).read()")), no_conv, "test_conv2d_forward"),
         "network": (student_notebook(conv2d_forward=conditional(
-            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()")), 6, "test_conv2d_forward"),
-        "killer": (student_notebook(convolve2d="import os\nos._exit(0)"), 7, "kernel died while running convolve2d"),
-        "killer_inside": (student_notebook(convolve2d=in_convolve2d("import os\nos._exit(1)")), 7,
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()")), no_conv, "test_conv2d_forward"),
+        "killer": (student_notebook(convolve2d="import os\nos._exit(0)"), no_convolve, "kernel died while running convolve2d"),
+        "killer_inside": (student_notebook(convolve2d=in_convolve2d("import os\nos._exit(1)")), no_convolve,
                           "kernel died while running test_convolve2d"),
-        "exiter": (student_notebook(convolve2d=in_convolve2d("import sys\nsys.exit(0)")), 7, "test_convolve2d"),
+        "exiter": (student_notebook(convolve2d=in_convolve2d("import sys\nsys.exit(0)")), no_convolve, "test_convolve2d"),
         "looper": (student_notebook(convolve2d=in_convolve2d(
-            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")), 7,
+            "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass")), no_convolve,
                    "timed out in test_convolve2d"),
         "hog": (student_notebook(convolve2d=in_convolve2d(
-            "import numpy\nkeep = [numpy.ones(2 ** 27) for _ in range(64)]")), 7, "memory limit"),
+            "import numpy\nkeep = [numpy.ones(2 ** 27) for _ in range(64)]")), no_convolve, "memory limit"),
         "editor": (edit_cell(student_notebook(conv2d_forward=WRONG_CONV2D), "test_conv2d_forward",
-                             source="print('conv2d_forward: visible tests passed')"), 6, "altered and restored"),
+                             source="print('conv2d_forward: visible tests passed')"), no_conv, "altered and restored"),
         "stripper": (edit_cell(student_notebook(conv2d_forward=WRONG_CONV2D), "test_conv2d_forward_hidden",
-                               strip=True), 6, "lost their grading marks"),
+                               strip=True), no_conv, "lost their grading marks"),
     }
     for student, nb in honest.items():
         put(subs, student, LESSON, nb)
@@ -244,15 +244,15 @@ def test_an_adversarial_class(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     grades = read_grades(out)
     for student in honest:
-        assert grades[student]["status"] == "graded" and grades[student]["score"] == "10", grades[student]
+        assert grades[student]["status"] == "graded" and float(grades[student]["score"]) == points(LESSON), grades[student]
     assert "deleted and restored: test_conv2d_forward_hidden" in grades["deleter"]["reason"]
     for student, (_, expected, words) in cheats.items():
         row = grades[student]
         assert row["status"] == "graded" and float(row["score"]) == expected, (student, row)
         assert words in row["reason"], (student, row)
     assert grades["badjson"]["status"] == "failed" and "not valid JSON" in grades["badjson"]["reason"]
-    assert grades["renamed"]["status"] == "graded" and grades["renamed"]["score"] == "10"  # a lone notebook under
-    assert grades["renamed"]["reason"] == "graded 'lesson2.ipynb'"  # another name is graded, and the reason says so
+    assert grades["renamed"]["status"] == "graded" and float(grades["renamed"]["score"]) == points(LESSON)  # a lone
+    assert grades["renamed"]["reason"] == "graded 'lesson2.ipynb'"  # notebook under another name is graded, and says so
 
     # The gradebook agrees with the table, and the feedback explains the verification failure.
     from nbgrader.api import Gradebook
@@ -269,14 +269,14 @@ def test_an_adversarial_class(tmp_path):
 def test_cheats_in_a_pytorch_lesson_lose_their_points(tmp_path):
     """Lesson 07 (modules, not arrays), graded at arm's length like every lesson.
 
-    Points: build_seed_cnn 1+2, count_parameters 1+2, layer_shapes 1+3, count_macs 1+3,
-    overfit_batch 1+3 (18). A cheat in count_parameters loses count_parameters' 3 points and
-    nothing else; stubs everywhere score 0, whatever the kernel was made to say, even when
+    A cheat in count_parameters loses count_parameters' points and nothing else; stubs everywhere
+    score 0, whatever the kernel was made to say, even when
     the student's process walks its frames to the code that answers the grader.
     """
     from tests.test_arms_length import FRAME_WALK, stubs
 
     lesson = "07_building_a_cnn"
+    full, cheat = points(lesson), points(lesson) - points(lesson, "count_parameters")
     wrong = "def count_parameters(model, trainable_only=True):\n    return 0\n"
     lenient = "class _Lenient:\n    def __getattr__(self, name):\n        return lambda *a, **k: None\n"
     kernel_patch = ("import cnn_course.checks as _c, cnn_course.model_checks as _m\nfor _mod in (_c, _m):\n"
@@ -284,12 +284,12 @@ def test_cheats_in_a_pytorch_lesson_lose_their_points(tmp_path):
                     "        if _k.startswith(('expect', '_fail')) and callable(_v):\n"
                     "            setattr(_mod, _k, lambda *a, **k: None)\n")
     students = {
-        "honest": (student_notebook(lesson), 18, ""),
+        "honest": (student_notebook(lesson), full, ""),
         "noisy": (student_notebook(lesson, count_parameters="import warnings\nwarnings.warn('harmless')\n"
-                                   + solution_cells(lesson)["count_parameters"]), 18, ""),
-        "patcher": (student_notebook(lesson, count_parameters=kernel_patch + wrong), 15, "outside the notebook kernel"),
+                                   + solution_cells(lesson)["count_parameters"]), full, ""),
+        "patcher": (student_notebook(lesson, count_parameters=kernel_patch + wrong), cheat, "outside the notebook kernel"),
         "rebinder": (student_notebook(lesson, count_parameters=lenient + wrong.replace(
-            "    return 0", "    globals()['checks'] = _Lenient()\n    return 0")), 15, "outside the notebook kernel"),
+            "    return 0", "    globals()['checks'] = _Lenient()\n    return 0")), cheat, "outside the notebook kernel"),
         "stub_walker": (student_notebook(lesson, **stubs(lesson, kernel_patch, FRAME_WALK, "[1.0, 0.0]")), 0,
                         "outside the notebook kernel"),
     }

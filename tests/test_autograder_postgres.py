@@ -19,7 +19,7 @@ import tempfile
 import nbformat
 import pytest
 
-from tests.notebook_runner import solution_cells
+from tests.notebook_runner import points, solution_cells
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LESSON = "02_convolution"
@@ -85,7 +85,7 @@ def test_two_graders_share_one_postgres_gradebook(tmp_path, postgres_url):
                 cell.source = solutions[gid]
         (subs / f"s{i}" / LESSON).mkdir(parents=True)
         nbformat.write(nb, subs / f"s{i}" / LESSON / f"{LESSON}.ipynb")
-        expected[f"s{i}"] = {0: 10.0, 1: 10.0, 2: 3.0, 3: 0.0}[i]
+        expected[f"s{i}"] = {0: points(LESSON), 1: points(LESSON), 2: points(LESSON, "correlate2d"), 3: 0.0}[i]
     workers = [subprocess.Popen([sys.executable, "-m", "autograder", "grade", str(subs), "--out", str(tmp_path / f"out{k}"),
                                  "--db", postgres_url, "--shard", f"{k}/2", "--jobs", "1", "--quiet"],
                                 cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -185,3 +185,42 @@ def test_grader_refuses_fake_test_set(tmp_path):
     cifar.write_fake_cifar10(tmp_path, n_train=10, n_test=10)
     with pytest.raises(cifar.DataNotAvailable, match="not available to the grader"):
         cifar.grade_checkpoint(cifar.reference_model, root=tmp_path)
+
+
+def test_the_training_clock_drives_the_schedule_and_stops_training_when_spent(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(cifar.time, "perf_counter", lambda: now[0])
+    clock = cifar.TrainingClock(10.0, warmup=0.2)
+    model = torch.nn.Linear(2, 2)
+    settings = cifar.settings_for("smoke", "cpu")
+    optimizer, scheduler = cifar.make_optimizer(model, settings, steps=0, clock=clock)
+    peak = settings.lr
+
+    def one_epoch(batches):  # a step takes one second of the clock
+        lrs = []
+        for _ in batches:
+            lrs.append(optimizer.param_groups[0]["lr"])
+            now[0] += 1.0
+            optimizer.step()
+            scheduler.step()
+        return lrs
+
+    first = clock.batches(range(6))
+    with clock.running():
+        lrs = one_epoch(first)
+    assert first.given == 6 and len(first) == 6 and clock.progress() == pytest.approx(0.6)
+    assert lrs[0] == pytest.approx(0.05 * peak) and lrs[2] == pytest.approx(peak)  # warm-up: 2 of 10 s
+    assert lrs[3] == pytest.approx(peak * 0.875) and lrs[3] > lrs[4] > lrs[5]       # then linearly down
+    now[0] += 50.0  # evaluation between epochs: not training time
+    assert clock.progress() == pytest.approx(0.6) and not clock.spent
+    second = clock.batches(range(6))
+    with clock.running():
+        one_epoch(second)
+    assert second.given == 4 and clock.spent  # stopped mid-epoch when the 10 s were spent
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0)
+
+
+def test_quick_mode_trains_on_everything_for_a_fixed_time():
+    quick = cifar.settings_for("quick", "cpu")
+    assert quick.train_subset is None and quick.minutes == cifar.QUICK_MINUTES
+    assert "minutes of training" in quick.describe()

@@ -21,7 +21,7 @@ import pytest
 
 from autograder import execute, isolation
 from autograder.config import KERNEL_LIMITS, course_config, course_root
-from tests.notebook_runner import solution_cells
+from tests.notebook_runner import points, solution_cells
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -420,16 +420,16 @@ def class_notebook(lesson: str, prepend: str = "", stubs: bool = False, **replac
 def test_a_class_that_attacks_the_sandbox(tmp_path):
     """Attacks from inside the notebook (as probed on the old sandbox) gain nothing and harm no one else:
     stub functions score 0, correct ones keep their points, the run completes with every student's row.
-    (On the old sandbox: umount_reader scored 18/18 in lesson 07, grader_killer ended the whole run.)"""
+    (On the old sandbox: umount_reader scored full marks in lesson 07, grader_killer ended the whole run.)"""
     from tests.submissions import put
 
     subs, out = tmp_path / "submitted", tmp_path / "out"
     two, seven = "02_convolution", "07_building_a_cnn"
     expected = {  # (student, lesson) -> score
-        ("honest", two): 10, ("honest", seven): 18,
+        ("honest", two): points(two), ("honest", seven): points(seven),
         ("umount_reader", two): 0, ("umount_reader", seven): 0,  # stubs + lift the mounts, run the instructor's cells
-        ("grader_killer", two): 10, ("grader_killer", seven): 18,  # correct, and SIGKILL to every grader process
-        ("disk_filler", two): 10,  # correct, and /tmp filled until refused
+        ("grader_killer", two): points(two), ("grader_killer", seven): points(seven),  # correct, SIGKILL every grader
+        ("disk_filler", two): points(two),  # correct, and /tmp filled until refused
         ("fork_bomber", two): None,  # correct, and a fork bomb (which also ends its verification process: any score)
         ("tmp_leak", two): 0,  # torch on a thread, answers left in /tmp for the verification process
     }

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from autograder.__main__ import build_parser, parse_shard
-from tests.notebook_runner import solution_cells
+from tests.notebook_runner import points, solution_cells
 from tests.test_autograder_postgres import postgres_url  # noqa: F401  (the fixture)
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -95,7 +95,7 @@ def test_shard_from_the_environment():
 def test_two_pods_put_every_grade_in_the_gradebook_exactly_once(tmp_path, postgres_url):  # noqa: F811
     subs, results = tmp_path / "submissions", tmp_path / "results"
     solutions = solution_cells(LESSON)
-    expected = {"s0": 10.0, "s1": 3.0}  # one full, one partial: one per pod
+    expected = {"s0": points(LESSON), "s1": points(LESSON, "correlate2d")}  # one full, one partial: one per pod
     for student in expected:
         nb = nbformat.read(ROOT / "lessons" / LESSON / f"{LESSON}.ipynb", as_version=4)
         for cell in nb.cells:

@@ -9,6 +9,7 @@ import pytest
 from nbclient import NotebookClient
 
 from autograder.config import lesson_ids
+from autograder.execute import local_kernel_manager
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -26,7 +27,7 @@ def test_solution_notebook_runs_clean(lesson, tmp_path):
     path = tmp_path / lesson / f"{lesson}.ipynb"
     nb = nbformat.read(path, as_version=4)
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}},
+    NotebookClient(nb, km=local_kernel_manager(), timeout=300, resources={"metadata": {"path": str(path.parent)}},
                    allow_errors=True).execute()
     errors, partial_credit = [], []
     for i, cell in enumerate(nb.cells):

@@ -50,6 +50,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import book_leaks  # noqa: E402
 import nbformat  # noqa: E402
 
+from autograder.execute import local_kernel_manager  # noqa: E402
 from cnn_course import course, links  # noqa: E402
 
 CONF_DIR = ROOT / "book"
@@ -115,7 +116,7 @@ def execute(lesson: str, cache_dir: pathlib.Path) -> tuple[str, float, bool]:
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         path = pathlib.Path(tmp) / lesson / f"{lesson}.ipynb"
         nb = nbformat.read(path, as_version=4)
-        NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", allow_errors=True,
+        NotebookClient(nb, km=local_kernel_manager(), timeout=CELL_TIMEOUT_S, allow_errors=True,
                        store_widget_state=True, resources={"metadata": {"path": str(path.parent)}}).execute()
     nb.metadata["book_cache_key"] = key
     nb.metadata["book_mode"] = mode()
