@@ -131,13 +131,6 @@ def batches(images, labels, batch_size, generator, augment=None, channels_last=F
 
 
 # ----------------------------------------------------------------------------- training
-def one_cycle(progress: float, warmup: float) -> float:
-    """Learning-rate factor: 0.05 -> 1 linearly during warm-up, then linearly down to 0."""
-    if progress < warmup:
-        return 0.05 + 0.95 * progress / warmup
-    return max(0.0, (1 - progress) / (1 - warmup))
-
-
 def make_optimizer(model, hyp):
     decay = [p for p in model.parameters() if p.ndim > 1]
     rest = [p for p in model.parameters() if p.ndim <= 1]
@@ -170,29 +163,28 @@ def train_for_time(data, hyp, seed, device) -> dict:
     gen = torch.Generator(device=device).manual_seed(seed)
     model = cifar.reference_model(width=hyp["width"]).to(device)
     opt = make_optimizer(model, hyp)
-    budget = hyp["minutes"] * 60
+    clock = cifar.TrainingClock(hyp["minutes"] * 60, hyp["warmup"])  # the lesson's quick mode uses the same clock
     augment = lambda x: cifar.random_cutout(flip_translate(x, hyp["max_shift"], gen), hyp["cutout"], gen)  # noqa: E731
-    spent, seen, steps, epoch = 0.0, 0, 0, 0
+    seen, steps, epoch = 0, 0, 0
     model.train()
-    while spent < budget:
+    while not clock.spent:
         epoch += 1
-        for x, y in batches(train_x, train_y, hyp["batch_size"], gen, augment):
-            start = time.perf_counter()
-            factor = one_cycle(spent / budget, hyp["warmup"])
-            for group in opt.param_groups:
-                group["lr"] = hyp["lr"] * factor
-            loss = F.cross_entropy(model(x), y, label_smoothing=hyp["label_smoothing"])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            spent += time.perf_counter() - start
-            seen += len(y)
-            steps += 1
-            if steps % 50 == 0:
-                print(f"  {spent:6.0f} s  epoch {epoch}  step {steps}  loss {loss.item():.3f}  "
-                      f"lr {hyp['lr'] * factor:.3f}  {seen / spent:,.0f} images/s", flush=True)
-            if spent >= budget:
-                break
+        with clock.running():  # batch preparation (gather, augment) counts as training time
+            for x, y in clock.batches(batches(train_x, train_y, hyp["batch_size"], gen, augment)):
+                factor = cifar.one_cycle(clock.progress(), hyp["warmup"])
+                for group in opt.param_groups:
+                    group["lr"] = hyp["lr"] * factor
+                loss = F.cross_entropy(model(x), y, label_smoothing=hyp["label_smoothing"])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                seen += len(y)
+                steps += 1
+                if steps % 50 == 0:
+                    used = clock.progress() * clock.seconds
+                    print(f"  {used:6.0f} s  epoch {epoch}  step {steps}  loss {loss.item():.3f}  "
+                          f"lr {hyp['lr'] * factor:.3f}  {seen / used:,.0f} images/s", flush=True)
+    spent = clock.used
     plain, tta = test_accuracy(model, test_x, test_y, device)
     return {"seconds": spent, "images": seen, "epochs": seen / len(train_x), "steps": steps,
             "accuracy": plain, "tta_accuracy": tta, "images_per_s": seen / spent}
@@ -209,7 +201,7 @@ def train_to_target(data, hyp, seed, device) -> dict:
     opt = make_optimizer(model, hyp)
     steps_per_epoch = len(train_x) // hyp["batch_size"]
     total = hyp["epochs"] * steps_per_epoch
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: one_cycle(s / total, hyp["warmup"]))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: cifar.one_cycle(s / total, hyp["warmup"]))
     augment = lambda x: cifar.random_cutout(flip_translate(x, hyp["max_shift"], gen), hyp["cutout"], gen)  # noqa: E731
     # Warm-up pass (cuDNN autotuning), not timed: a few steps on a throwaway copy.
     scratch = cifar.reference_model(width=hyp["width"]).to(device, memory_format=torch.channels_last)

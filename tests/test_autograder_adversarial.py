@@ -215,7 +215,8 @@ def test_an_adversarial_class(tmp_path):
         "reader": (student_notebook(conv2d_forward=conditional(
             f"open({str(secret_dir / (LESSON + '.ipynb'))!r}).read()")), no_conv, "test_conv2d_forward"),
         "network": (student_notebook(conv2d_forward=conditional(
-            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()")), no_conv, "test_conv2d_forward"),
+            f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=2).close()")), no_conv,
+                    "test_conv2d_forward"),
         "killer": (student_notebook(convolve2d="import os\nos._exit(0)"), no_convolve, "kernel died while running convolve2d"),
         "killer_inside": (student_notebook(convolve2d=in_convolve2d("import os\nos._exit(1)")), no_convolve,
                           "kernel died while running test_convolve2d"),
