@@ -431,7 +431,9 @@ def test_a_class_that_attacks_the_sandbox(tmp_path):
         ("grader_killer", two): points(two), ("grader_killer", seven): points(seven),  # correct, SIGKILL every grader
         ("disk_filler", two): points(two),  # correct, and /tmp filled until refused
         ("fork_bomber", two): None,  # correct, and a fork bomb (which also ends its verification process: any score)
-        ("tmp_leak", two): 0,  # torch on a thread, answers left in /tmp for the verification process
+        # torch on a thread, answers left in /tmp for the verification process: nothing for correlate2d and the
+        # functions that call it (the questions and compose_kernels keep their points)
+        ("tmp_leak", two): points(two) - sum(points(two, f) for f in ("correlate2d", "convolve2d", "conv2d_forward")),
     }
     notebooks = {
         ("honest", two): class_notebook(two), ("honest", seven): class_notebook(seven),
