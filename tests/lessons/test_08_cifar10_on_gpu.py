@@ -484,6 +484,31 @@ def test_visible_tests_catch_the_common_mistakes(dropout_case, split_case):
         assert message is not None and words in message, (label, message)
 
 
+# Issue 14 item 9: every mutant above fails a visible test too; these say why (one mistake per function and run).
+VISIBLE_CATCHES_MORE = [
+    {"random_flip_translate": ("one flip for the whole batch", "one coin per image"),
+     "dropout": ("a fixed number of elements dropped", "do not drop a fixed number"),
+     "build_model": ("ignores num_classes", "num_classes outputs"),
+     "train_one_epoch": ("mean of the batch means (wrong with unequal batches)", "mean of the 2 batch losses"),
+     "evaluate": ("gradients enabled", "torch.no_grad()")},
+    {"random_flip_translate": ("one shared shift for the batch", "a shift per image"),
+     "train_one_epoch": ("gradients never zeroed", "optimizer.zero_grad()"),
+     "evaluate": ("mean of the batch means", "mean of the 2 batch losses")},
+    {"random_flip_translate": ("same draw for dy and dx", "draw dy and dx separately"),
+     "train_one_epoch": ("no training mode set (stays in eval mode if it was)", "model.train()")},
+    {"random_flip_translate": ("a Python loop over images", "Python loop over the images"),
+     "train_one_epoch": ("loss recomputed after the step", "after each optimizer step")},
+]
+
+
+@pytest.mark.parametrize("cases", VISIBLE_CATCHES_MORE)
+def test_visible_tests_say_why(cases):
+    results = run_tests(LESSON, {f: MUTANTS[f][label] for f, (label, _) in cases.items()})
+    for function, (label, words) in cases.items():
+        message = results[f"test_{function}"]
+        assert message is not None and words in message, (label, message)
+
+
 # --------------------------------------------------------------------------- the checkpoint cell
 
 def test_checkpoint_cell_says_plainly_when_the_test_set_is_missing(monkeypatch, tmp_path):
