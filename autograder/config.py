@@ -111,6 +111,7 @@ def course_config(root: pathlib.Path, *, source: str = "solutions", release: str
     # (output_type "error") and still fail the cell.
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = r"[\s\S]"
+    c.GenerateFeedback.exporter_class = "autograder.feedback.FeedbackExporter"  # the same page, half the time
     c.GenerateFeedback.preprocessors = [
         "nbgrader.preprocessors.GetGrades",
         "autograder.feedback.HideHiddenTests",

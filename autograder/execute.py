@@ -9,7 +9,9 @@
   limit, the cell gets an error output that says so, the kernel is restarted, the
   setup and solution cells that ran cleanly are replayed, and grading goes on with
   the next cell: only the exercise whose cell failed loses its points;
-- a whole-submission wall-clock budget: cells after it is spent are not run and say so.
+- a whole-submission wall-clock budget: cells after it is spent are not run and say so;
+- the release's demonstration cells (marked by :func:`autograder.repair.mark_demonstrations`)
+  are not run: no grade depends on them, and they are most of a lesson's run time.
 
 The error outputs it writes have these ``ename`` values, which
 :func:`autograder.grade.fault_reasons` turns into the grades.csv reason:
@@ -43,6 +45,9 @@ def local_kernel_manager(kernel_name: str = "python3"):
     folder = pathlib.Path(tempfile.mkdtemp(prefix="cnn-kernel-"))
     return KernelManager(kernel_name=kernel_name, transport="ipc", ip=str(folder / "k"),
                          connection_file=str(folder / "kernel.json"))
+
+
+NOT_RUN = "[not run when grading: a demonstration of the lesson; no grade depends on it]\n"
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -150,6 +155,9 @@ class ResilientExecute(Execute):
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code" or not cell.source.strip():
             return cell, resources
+        if cell.metadata.get("autograder", {}).get("demonstration"):
+            cell.outputs = [NotebookNode(output_type="stream", name="stdout", text=NOT_RUN)]
+            return cell, self.resources
         meta = cell.metadata.get("nbgrader", {})
         where = _where(cell, index)
         if time.monotonic() >= self._deadline:

@@ -18,6 +18,9 @@ it makes is written down as a plain note for the grades.csv reason. What it repa
 - test and setup cells deleted, altered or retyped (restored; "altered" only when the
   code differs, not its line endings or trailing spaces); the kernel name.
 
+Last, it marks the release's demonstration cells (:func:`mark_demonstrations`), which the
+grading kernel leaves out: no grade depends on them.
+
 nbgrader's own repairs still run when grading (OverwriteCells restores locked cells' source,
 type and points from the gradebook); they are repeated here because ``check`` has no
 gradebook (OverwriteCells' ``add_missing_cells`` would also put a deleted test cell back,
@@ -415,7 +418,21 @@ def repair(nb: NotebookNode, release: NotebookNode, source: NotebookNode | None 
     _remark_retyped_solutions(nb, release, notes)
     _order_solutions(nb, release, notes)
     notes += restore_locked(nb, release, source)
+    mark_demonstrations(nb, release)
     return notes
+
+
+def mark_demonstrations(nb: NotebookNode, release: NotebookNode) -> None:
+    """Mark the code cells the release has without a grading role (pictures, printed numbers, training runs),
+    even where the student edited them: ``metadata.autograder.demonstration``. The grading kernel leaves them out
+    (:class:`autograder.execute.ResilientExecute`), because no grade depends on them: the tests see only the
+    setup, solution and test cells and the cells the student added, which is all :mod:`autograder.verify` runs.
+    A cell the student added (an id the release does not have) is not marked: it may define a helper."""
+    demos = {c.get("id") for c in release.cells if c.cell_type == "code" and not _meta(c)} - {None}
+    for cell in nb.cells:
+        cell.metadata.pop("autograder", None)  # only the grader marks cells
+        if cell.cell_type == "code" and not _meta(cell) and cell.get("id") in demos:
+            cell.metadata["autograder"] = {"demonstration": True}
 
 
 def repair_submission(notebook: pathlib.Path, lesson: str, release: pathlib.Path,

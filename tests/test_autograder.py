@@ -110,6 +110,8 @@ def test_a_class_of_lesson_02(tmp_path):
     assert "values differ from the expected result" in html  # the learner sees what is wrong...
     assert "BEGIN HIDDEN TESTS" not in html and "_reference_correlate2d" not in html  # ...not the hidden tests
     assert "default_rng(202)" not in html
+    assert "not run when grading: a demonstration" in html  # demo cells: no grade depends on them
+    assert "No description has been provided" in html or "<img" not in html  # every picture has alt text
 
     # Re-running is idempotent: same grades, gradebook intact.
     again = autograder("grade", str(subs), "--out", str(out), "--jobs", "2", "--quiet")

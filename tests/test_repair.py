@@ -180,3 +180,19 @@ def test_a_question_answer_is_recognised_by_its_assignment():
     assert _defines("q_fraction: float = 0.5", "q_fraction")
     assert not _defines("print(q_output_shape)", "q_output_shape")
     assert _defines("def correlate2d(image, kernel):\n    return image", "correlate2d")
+
+
+def test_the_released_demonstrations_are_marked_and_nothing_the_student_added():
+    """The grading kernel leaves the release's demonstration cells out (no grade depends on them), even edited
+    ones; a cell the student added may define a helper, so it runs; a mark the student wrote means nothing."""
+    lesson = "02_convolution"
+    release = nbformat.read(ROOT / "lessons" / lesson / f"{lesson}.ipynb", as_version=4)
+    nb = messy.student_notebook(lesson)
+    demos = [c for c in nb.cells if c.cell_type == "code" and not c.metadata.get("nbgrader")]
+    demos[0].source += "\nprint('edited')"
+    added = nbformat.v4.new_code_cell("def helper(x):\n    return x", metadata={"autograder": {"demonstration": True}})
+    nb.cells.insert(nb.cells.index(demos[1]), added)
+    repair.repair(nb, release)
+    marked = [c for c in nb.cells if c.metadata.get("autograder", {}).get("demonstration")]
+    assert [c.id for c in marked] == [c.id for c in demos]
+    assert all(not c.metadata.get("nbgrader") for c in marked) and added not in marked
