@@ -16,7 +16,8 @@ def test_the_feedback_page_says_what_nbconvert_says_and_every_image_has_alt_text
     cell = nbformat.v4.new_code_cell("plt.imshow(x)\nprint('<b>not markup</b>')", outputs=[
         nbformat.v4.new_output("stream", name="stdout", text="<b>not markup</b>\n"),
         nbformat.v4.new_output("display_data", data={"image/png": PNG, "text/plain": "<Figure>"}),
-        nbformat.v4.new_output("error", ename="AssertionError", evalue="values differ", traceback=["AssertionError: values differ"])])
+        nbformat.v4.new_output("error", ename="AssertionError", evalue="values differ",
+                               traceback=["AssertionError: values differ"])])
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("A picture: ![a grid of pixels](figures/grid.png) and <img src='x.png'>"), cell])
     ours, _ = FeedbackExporter(template_name="classic").from_notebook_node(nb)
