@@ -274,6 +274,9 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int, help="ResNet-9 width (default: CPU 16, GPU 64)")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--lr", type=float)
+    parser.add_argument("--max-shift", type=int, help="random translation in pixels (default: CPU 2, GPU 4)")
+    parser.add_argument("--label-smoothing", type=float, help="(default 0.2)")
+    parser.add_argument("--warmup", type=float, help="fraction of the budget or steps spent warming up")
     parser.add_argument("--seed", type=int, default=0, help="CPU mode seed")
     parser.add_argument("--test-subset", type=int, help="development runs only: evaluate on N random test images")
     parser.add_argument("--seeds", type=int, nargs="+", help="GPU mode seeds (default 0 1 2)")
@@ -293,7 +296,7 @@ def main(argv=None) -> int:
             return 0
         device = torch.device("cuda")
         hyp = dict(GPU)
-        for key in ("width", "batch_size", "lr", "epochs"):
+        for key in ("width", "batch_size", "lr", "epochs", "max_shift", "label_smoothing", "warmup"):
             if getattr(args, key) is not None:
                 hyp[key] = getattr(args, key)
         seeds = args.seeds or list(GPU["seeds"])
@@ -319,7 +322,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     device = torch.device("cpu")
     hyp = dict(CPU, minutes=args.minutes, threads=args.threads)
-    for key in ("width", "batch_size", "lr"):
+    for key in ("width", "batch_size", "lr", "max_shift", "label_smoothing", "warmup"):
         if getattr(args, key) is not None:
             hyp[key] = getattr(args, key)
     data = load(root)
