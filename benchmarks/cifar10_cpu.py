@@ -244,8 +244,9 @@ class Lookahead:
 
 
 def orthogonalise(g: torch.Tensor, steps: int = 3) -> torch.Tensor:
-    """Roughly U V^T for g = U S V^T (every singular value pushed towards 1) by a quintic Newton-Schulz iteration;
-    Muon's coefficients, which trade exactness (values end between about 0.5 and 1.5) for few steps."""
+    """Roughly U V^T for g = U S V^T (every singular value pushed towards 1) by a quintic Newton-Schulz iteration
+    with Muon's coefficients, which trade exactness for few steps: values end below about 1.5, the small ones
+    raised a lot but not all the way to 1."""
     a, b, c = 3.4445, -4.7750, 2.0315
     x = g / (g.norm() + 1e-7)
     wide = x.shape[0] <= x.shape[1]
