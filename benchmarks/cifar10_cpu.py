@@ -348,8 +348,9 @@ def set_learning_rates(optimizers, progress: float, optimizer: str) -> float:
     return factor
 
 
-def train_for_time(data, hyp, seed) -> dict:
-    """CPU mode: the whitened network until the time budget is spent, its schedules driven by the clock."""
+def train_for_time(data, hyp, seed, clock=None) -> dict:
+    """CPU mode: the whitened network until the time budget is spent, its schedules driven by the clock (a
+    cifar.TrainingClock of hyp["minutes"], unless another clock with its interface is given)."""
     (train_x, train_y), (test_x, test_y) = data
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -364,7 +365,7 @@ def train_for_time(data, hyp, seed) -> dict:
     optimizers = cpu_optimizers(model, hyp)
     lookahead = Lookahead(model) if not muon and hyp["lookahead"] else None
     flips = torch.rand(len(train_x), generator=gen) < 0.5
-    clock = cifar.TrainingClock(hyp["minutes"] * 60)
+    clock = clock or cifar.TrainingClock(hyp["minutes"] * 60)
     seen = steps = epoch = 0
     if hyp["whitening"]:
         with clock.running():  # computed from the data: part of training

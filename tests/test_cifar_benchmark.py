@@ -3,6 +3,7 @@
 The recipe's accuracy on CIFAR-10 is measured by running the benchmark (minutes, real data), not here.
 """
 
+import contextlib
 import importlib.util
 import pathlib
 
@@ -119,9 +120,35 @@ def test_muon_keeps_each_layers_filters_at_a_fixed_norm_and_steps_by_lr():
     assert torch.allclose(step, -0.1 * bench.orthogonalise(w.grad.reshape(16, -1)), atol=1e-6)
 
 
+class StepClock:
+    """TrainingClock's interface with progress counted in batches, not seconds: the test asks for an amount of
+    work, so a loaded machine (CI runs tests in parallel) gets the same training as a quiet one."""
+
+    def __init__(self, steps: int):
+        self.steps, self.given, self.used, self.seconds = steps, 0, 1.0, 1.0
+
+    def progress(self) -> float:
+        return min(1.0, self.given / self.steps)
+
+    @property
+    def spent(self) -> bool:
+        return self.given >= self.steps
+
+    @contextlib.contextmanager
+    def running(self):
+        yield self
+
+    def batches(self, loader):
+        for batch in loader:
+            if self.spent:
+                return
+            self.given += 1
+            yield batch
+
+
 @pytest.mark.parametrize("optimizer", ["muon", "sgd"])
-def test_the_recipe_learns_an_easy_task_within_its_budget(optimizer):
-    """Ten classes told apart by colour, with noise: a few seconds of the recipe's training must learn them."""
+def test_the_recipe_learns_an_easy_task(optimizer):
+    """Ten classes told apart by colour, with noise: 128 steps (8 epochs) of the recipe's training learn them."""
     torch.set_num_threads(2)
     g = torch.Generator().manual_seed(0)
     palette = torch.randint(30, 226, (10, 3), generator=g)
@@ -131,8 +158,8 @@ def test_the_recipe_learns_an_easy_task_within_its_budget(optimizer):
         x = palette[y].view(n, 3, 1, 1) + torch.randint(-25, 26, (n, 3, 32, 32), generator=g)
         return x.clamp(0, 255).to(torch.uint8), y
 
-    hyp = {**bench.CPU, **(bench.SGD_CPU if optimizer == "sgd" else {}), "optimizer": optimizer, "minutes": 0.1,
+    hyp = {**bench.CPU, **(bench.SGD_CPU if optimizer == "sgd" else {}), "optimizer": optimizer,
            "widths": (8, 16, 16), "batch_size": 64, "whitening": True, "alternating_flips": True}
-    r = bench.train_for_time((make(1024), make(500)), hyp, seed=0)
-    assert r["steps"] > 10 and r["seconds"] == pytest.approx(6.0, abs=1.0)
-    assert r["tta_accuracy"] > 0.9, r
+    r = bench.train_for_time((make(1024), make(500)), hyp, seed=0, clock=StepClock(128))
+    assert r["steps"] == 128 and r["epochs"] == 8.0
+    assert r["tta_accuracy"] > 0.8, r  # chance is 0.1; measured 1.0 with Muon, 0.91 with SGD
