@@ -128,20 +128,27 @@ def load(root: pathlib.Path):
 
 
 # ----------------------------------------------------------------------------- augmentation (batched)
-def flip_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
-    """Per image: flip left-right with probability 1/2, shift by up to max_shift pixels, zero fill."""
+def shift(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_shift: int, mode: str = "constant") -> torch.Tensor:
+    """Image i moved down dy[i] and right dx[i] pixels (each in [-max_shift, max_shift]); the border filled by
+    F.pad's ``mode`` ("constant": zeros, "reflect": mirrored). One gather, no loop over images."""
     n, c, h, w = x.shape
     dev = x.device
-    flip = torch.rand(n, device=dev, generator=generator) < 0.5
-    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
-    if max_shift == 0:
-        return x
-    dy, dx = torch.randint(-max_shift, max_shift + 1, (2, n), device=dev, generator=generator)
-    padded = F.pad(x, (max_shift,) * 4)
+    padded = F.pad(x, (max_shift,) * 4, mode=mode)
     rows = (torch.arange(h, device=dev) + max_shift - dy.view(n, 1)).view(n, 1, h, 1)
     cols = (torch.arange(w, device=dev) + max_shift - dx.view(n, 1)).view(n, 1, 1, w)
     return padded[torch.arange(n, device=dev).view(n, 1, 1, 1), torch.arange(c, device=dev).view(1, c, 1, 1),
                   rows, cols]
+
+
+def flip_translate(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Per image: flip left-right with probability 1/2, shift by up to max_shift pixels, zero fill."""
+    n = len(x)
+    flip = torch.rand(n, device=x.device, generator=generator) < 0.5
+    x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+    if max_shift == 0:
+        return x
+    dy, dx = torch.randint(-max_shift, max_shift + 1, (2, n), device=x.device, generator=generator)
+    return shift(x, dy, dx, max_shift)
 
 
 def batches(images, labels, batch_size, generator, augment=None, channels_last=False):
@@ -212,11 +219,8 @@ def alternating_flip_batches(images, labels, batch_size, epoch, first_flips, max
         flip = first_flips[idx] ^ bool(epoch % 2)
         x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
         if max_shift:
-            padded = F.pad(x, (max_shift,) * 4, mode="reflect")
-            dy, dx = torch.randint(0, 2 * max_shift + 1, (2, len(idx)), generator=generator)
-            rows = (torch.arange(32) + dy.view(-1, 1)).view(-1, 1, 32, 1)
-            cols = (torch.arange(32) + dx.view(-1, 1)).view(-1, 1, 1, 32)
-            x = padded[torch.arange(len(idx)).view(-1, 1, 1, 1), torch.arange(3).view(1, 3, 1, 1), rows, cols]
+            offsets = torch.randint(0, 2 * max_shift + 1, (2, len(idx)), generator=generator)
+            x = shift(x, max_shift - offsets[0], max_shift - offsets[1], max_shift, mode="reflect")
         yield x.contiguous(memory_format=torch.channels_last), labels[idx]
 
 
