@@ -12,6 +12,7 @@ down only the submission it was grading.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import dataclasses
 import pathlib
 import shutil
@@ -40,24 +41,103 @@ def prepare_workspace(root: pathlib.Path, work: pathlib.Path, lessons: list[str]
             shutil.rmtree(target)
         shutil.copytree(root / "solutions" / lesson, target,
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
-    import random
-    import time
-
     if limits.FIT:  # per-cell time limits from one run of each lesson's notebook on this machine
         limits.measure_lessons(work / "source", lessons, work / "cell_limits.json")
-    api = _make_api(work, db_url)
-    for lesson in lessons:
-        # Several graders sharing one database (--shard) may register the same lesson at
-        # once; the loser of that race sees a unique-constraint error and simply retries.
-        for attempt in range(6):
-            result = api.generate_assignment(lesson)
-            if result["success"]:
-                break
-            time.sleep(0.5 + random.random() * 2 * (attempt + 1))
-        else:
-            raise RuntimeError(f"nbgrader could not register {lesson}:\n{result.get('log', '')}{result.get('error', '')}")
+    register_lessons(work, lessons, db_url)
     with Gradebook(db_url, COURSE_ID) as gb:
         return {lesson: float(gb.find_assignment(lesson).max_score) for lesson in lessons}
+
+
+def register_lessons(work: pathlib.Path, lessons: list[str], db_url: str) -> None:
+    """Write each lesson's release into ``work/release`` and register it in the gradebook, unless it is there already.
+
+    nbgrader's generate_assignment re-registers a lesson that has no submissions yet by deleting
+    its notebook and creating it again; in a gradebook shared by several graders (``--shard``)
+    that pulled the notebook from under a grader that had just started autograding, and its
+    student was left with 0 points and no reason. So the release is generated against a private
+    gradebook first, and the shared one is written only where its registration differs from
+    that one, by one grader at a time.
+    """
+    with _one_grader_at_a_time(db_url):  # also while a new shared gradebook's tables are created
+        private_url = _private_gradebook(work / "registration.db", db_url)
+        private = _make_api(work, private_url)
+        for lesson in lessons:
+            _generate(private, lesson)
+        shared = _make_api(work, db_url)
+        for lesson in lessons:
+            if registration(db_url, lesson) != registration(private_url, lesson):
+                _generate(shared, lesson)
+
+
+def _private_gradebook(path: pathlib.Path, db_url: str) -> str:
+    """A new SQLite gradebook stamped with the schema version of the one at ``db_url``: nbgrader stamps a
+    new gradebook by running alembic in a subprocess (3 s), and a private one is made every run."""
+    import sqlite3
+
+    from nbgrader.api import Gradebook
+    from sqlalchemy import text
+
+    with Gradebook(db_url, COURSE_ID) as gb:  # a new shared gradebook is stamped here, once, by nbgrader
+        version = gb.db.execute(text("select version_num from alembic_version")).scalar_one()
+    path.unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("create table alembic_version (version_num varchar(32) not null)")
+        db.execute("insert into alembic_version (version_num) values (?)", (version,))
+    return f"sqlite:///{path}"
+
+
+def _generate(api, lesson: str) -> None:
+    result = api.generate_assignment(lesson)
+    if not result["success"]:
+        raise RuntimeError(f"nbgrader could not register {lesson}:\n{result.get('log', '')}{result.get('error', '')}")
+
+
+def registration(db_url: str, lesson: str) -> list | None:
+    """What the gradebook holds of a lesson's notebooks and cells (None where it does not know the lesson)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url, COURSE_ID) as gb:
+        try:
+            assignment = gb.find_assignment(lesson)
+        except MissingEntry:
+            return None
+        return sorted((nb.name, nb.kernelspec,
+                       sorted((c.name, c.cell_type, c.locked, c.source, c.checksum) for c in nb.source_cells),
+                       sorted((c.name, c.max_score, c.cell_type) for c in nb.grade_cells),
+                       sorted((c.name, c.max_score, c.cell_type) for c in nb.task_cells),
+                       sorted(c.name for c in nb.solution_cells)) for nb in assignment.notebooks)
+
+
+@contextlib.contextmanager
+def _one_grader_at_a_time(db_url: str):
+    """Let one grader at a time register lessons in a gradebook others may share: PostgreSQL's advisory
+    lock for graders on several machines, an flock on a SQLite file for graders on one (SQLite's own
+    locks are fcntl locks, which an flock does not touch)."""
+    import fcntl
+
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(db_url)
+    try:
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as db:
+                db.execute(sqlalchemy.text("select pg_advisory_lock(:key)"), {"key": REGISTRATION_LOCK})
+                try:
+                    yield
+                finally:
+                    db.execute(sqlalchemy.text("select pg_advisory_unlock(:key)"), {"key": REGISTRATION_LOCK})
+        elif engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            engine.connect().close()  # creates the file
+            with open(engine.url.database, "rb") as f:
+                fcntl.flock(f, fcntl.LOCK_EX)
+                yield
+        else:
+            yield
+    finally:
+        engine.dispose()
+
+
+REGISTRATION_LOCK = 0x636E6E  # "cnn": any fixed number all graders of this course agree on
 
 
 def _make_api(work: pathlib.Path, db_url: str, hide: list[str] | None = None):
@@ -103,14 +183,18 @@ def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None,
     _use_threads(threads)
 
 
-def _failed_cells(db_url: str, lesson: str, student_id: str) -> tuple[float, float, list[str]]:
+def _failed_cells(db_url: str, lesson: str, student_id: str) -> tuple[float, float, list[str], list[str]]:
+    """Score, maximum, the graded cells short of full marks, and the graded cells with no grade at all
+    (nbgrader gives every graded cell a grade when it creates the submission: one missing means the
+    lesson was registered again while this submission was graded)."""
     from nbgrader.api import Gradebook
 
     with Gradebook(db_url, COURSE_ID) as gb:
         submission = gb.find_submission(lesson, student_id)
-        failed = [g.name for nb in submission.notebooks for g in nb.grades
-                  if g.max_score > 0 and (g.score or 0) < g.max_score]
-        return float(submission.score), float(submission.max_score), failed
+        grades = [g for nb in submission.notebooks for g in nb.grades]
+        failed = [g.name for g in grades if g.max_score > 0 and (g.score or 0) < g.max_score]
+        missing = sorted({c.name for nb in submission.assignment.notebooks for c in nb.grade_cells} - {g.name for g in grades})
+        return float(submission.score), float(submission.max_score), failed, missing
 
 
 def _grade_id(cell, index: int) -> str:
@@ -267,7 +351,11 @@ def grade_one(sub: Submission) -> Submission:
         if lowered:
             notes.append("tests failed outside the notebook kernel: " + "; ".join(lowered))
             _note_in_notebook(autograded, verdicts, {g for g, v in verdicts.items() if not v.passed})
-    sub.score, sub.max_score, failed = _failed_cells(db_url, sub.lesson, sub.student_id)
+    sub.score, sub.max_score, failed, missing = _failed_cells(db_url, sub.lesson, sub.student_id)
+    if missing:
+        sub.status, sub.reason = "failed", (f"the gradebook has no grade for {', '.join(missing)}: the lesson was registered "
+                                            "again while this notebook was graded; grade again: re-running is safe")
+        return sub
     sub.status = "graded"
     if failed:
         notes.append(f"tests failed: {', '.join(failed)}")

@@ -98,7 +98,7 @@ def test_two_graders_share_one_postgres_gradebook(tmp_path, postgres_url):
         with (tmp_path / f"out{k}" / "grades.csv").open() as f:
             rows += list(csv.DictReader(f))
     assert sorted(r["student_id"] for r in rows) == ["s0", "s1", "s2", "s3"]  # disjoint shards, all covered
-    assert {r["student_id"]: float(r["score"]) for r in rows} == expected
+    assert {r["student_id"]: float(r["score"]) for r in rows} == expected, rows  # the rows say why
 
     import sqlalchemy
 
@@ -116,3 +116,75 @@ def test_two_graders_share_one_postgres_gradebook(tmp_path, postgres_url):
 
     with Gradebook(postgres_url, "cnn-course") as gb:
         assert {s: float(gb.find_submission(LESSON, s).score) for s in expected} == expected
+
+
+def test_a_second_grader_leaves_a_registered_lesson_alone_and_a_changed_lesson_is_registered_again(tmp_path, monkeypatch):
+    """nbgrader registers a lesson again by deleting its notebook, with the submissions it has at that
+    moment, and adding it back: a second grader starting just as the first created a submission took
+    that student's grades away (0 points and no reason in grades.csv)."""
+    from nbgrader.api import Gradebook
+
+    from autograder import grade, limits
+
+    monkeypatch.setattr(limits, "FIT", False)
+    deleted = []
+    remove_notebook = Gradebook.remove_notebook
+    monkeypatch.setattr(Gradebook, "remove_notebook",
+                        lambda gb, *a: deleted.append(gb.engine.url.database) or remove_notebook(gb, *a))
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    first = grade.prepare_workspace(ROOT, tmp_path / "first", [LESSON], db)
+    second = grade.prepare_workspace(ROOT, tmp_path / "second", [LESSON], db)
+    assert deleted == [] and second == first  # the lesson, already registered as it is, was left alone
+    assert (tmp_path / "second" / "release" / LESSON / f"{LESSON}.ipynb").is_file()
+
+    course = tmp_path / "course"  # the instructor changes a test's points before any submission: registered again
+    shutil.copytree(ROOT / "solutions" / LESSON, course / "solutions" / LESSON)
+    path = course / "solutions" / LESSON / f"{LESSON}.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("points"))
+    cell.metadata.nbgrader.points += 1
+    nbformat.write(nb, path)
+    third = grade.prepare_workspace(course, tmp_path / "third", [LESSON], db)
+    assert third[LESSON] == first[LESSON] + 1 and deleted == [str(tmp_path / "gradebook.db")]
+
+
+def test_a_submission_whose_grades_vanished_is_not_reported_as_zero(tmp_path, monkeypatch):
+    from nbgrader.api import Gradebook
+
+    from autograder import grade, limits
+
+    monkeypatch.setattr(limits, "FIT", False)
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    grade.prepare_workspace(ROOT, tmp_path / "work", [LESSON], db)
+    with Gradebook(db, "cnn-course") as gb:
+        gb.update_or_create_student("s0")
+        gb.update_or_create_submission(LESSON, "s0")
+    assert grade._failed_cells(db, LESSON, "s0")[3] == []  # a fresh submission has a grade for every graded cell
+    with Gradebook(db, "cnn-course") as gb:  # what another grader's re-registration did to it
+        gb.remove_submission_notebook(LESSON, LESSON, "s0")
+    score, max_score, failed, missing = grade._failed_cells(db, LESSON, "s0")
+    assert (score, max_score, failed) == (0.0, points(LESSON), [])  # what grades.csv said: 0 of 19, no failed test
+    assert missing == sorted(graded_test_cells(LESSON))  # what it says now: failed, grade again
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_graders_sharing_a_gradebook_register_lessons_one_at_a_time(database, tmp_path, request):
+    import threading
+    import time
+
+    from autograder.grade import _one_grader_at_a_time
+
+    url = request.getfixturevalue("postgres_url") if database == "postgresql" else f"sqlite:///{tmp_path / 'gradebook.db'}"
+    order = []
+
+    def second_grader():
+        with _one_grader_at_a_time(url):
+            order.append("second")
+
+    with _one_grader_at_a_time(url):
+        thread = threading.Thread(target=second_grader)
+        thread.start()
+        time.sleep(1.0)  # the second grader has asked for the lock by now and must wait
+        order.append("first")
+    thread.join(timeout=60)
+    assert order == ["first", "second"]

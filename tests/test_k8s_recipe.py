@@ -125,7 +125,7 @@ def test_two_pods_put_every_grade_in_the_gradebook_exactly_once(tmp_path, postgr
         with (results / f"shard-{index}" / "grades.csv").open() as f:
             rows += list(csv.DictReader(f))
     assert sorted(r["student_id"] for r in rows) == sorted(expected)  # every student in exactly one pod
-    assert {r["student_id"]: float(r["score"]) for r in rows} == expected
+    assert {r["student_id"]: float(r["score"]) for r in rows} == expected, rows  # the rows say why
 
     import sqlalchemy
 
