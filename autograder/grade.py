@@ -58,6 +58,7 @@ def register_lessons(work: pathlib.Path, lessons: list[str], db_url: str) -> Non
     gradebook first, and the shared one is written only where its registration differs from
     that one, by one grader at a time.
     """
+    ensure_tools_on_path()  # nbgrader stamps a new gradebook by running `alembic`
     with _one_grader_at_a_time(db_url):  # also while a new shared gradebook's tables are created
         private_url = _private_gradebook(work / "registration.db", db_url)
         private = _make_api(work, private_url)
