@@ -21,7 +21,9 @@ CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"  # what replaces eac
 # Per-cell wall-clock limit while grading. Generous for CPU-only grading of the
 # training lessons; an infinite loop costs this much once per cell it hangs in.
 CELL_TIMEOUT_S = int(os.environ.get("CNN_GRADER_CELL_TIMEOUT_S", 120))
-# Wall-clock budget of one notebook (all its cells, kernel restarts included).
+# Wall-clock budget of one submission: its notebook in the kernel (all its cells, restarts included), then its
+# verification outside the kernel, which gets what is left. A grading worker still busy with it
+# autograder.grade.OVERRUN_GRACE_S later is killed from the parent process.
 SUBMISSION_TIMEOUT_S = int(os.environ.get("CNN_GRADER_SUBMISSION_TIMEOUT_S", 900))
 # Limits of every process that runs student code (autograder/zygote.py): memory in MiB
 # (RLIMIT_DATA: heap and anonymous mappings), CPU seconds per process, largest file written

@@ -48,6 +48,11 @@ def local_kernel_manager(kernel_name: str = "python3"):
 
 
 NOT_RUN = "[not run when grading: a demonstration of the lesson; no grade depends on it]\n"
+# Output kept per cell while it runs. A cell that prints in a loop until its time limit sends gigabytes, and
+# nbclient keeps all of it in the grading worker (measured: 2.4 GB for one cell); nbgrader's LimitOutput trims
+# what is kept only afterwards. Test cells print a few lines, lesson figures a few hundred kB.
+MAX_CELL_OUTPUT = 4 << 20
+OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data", "error")
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:
@@ -124,6 +129,19 @@ class ResilientExecute(Execute):
             return False
         return False
 
+    def process_message(self, msg, cell, cell_index):
+        """nbclient's, except that a cell's output past ``MAX_CELL_OUTPUT`` is dropped as it arrives, with a note."""
+        if msg["msg_type"] in OUTPUT_TYPES[:-1]:
+            content = msg["content"]
+            size = len(content.get("text", "")) + sum(len(str(v)) for v in (content.get("data") or {}).values())
+            used = self._output_bytes = getattr(self, "_output_bytes", 0) + size
+            if used > MAX_CELL_OUTPUT:
+                if not any(o.get("name") == "stderr" and o.get("text", "").startswith("[output cut") for o in cell.outputs):
+                    cell.outputs.append(NotebookNode(output_type="stream", name="stderr", text=(
+                        f"[output cut at {MAX_CELL_OUTPUT >> 20} MiB: the rest of this cell's output was not kept]\n")))
+                return None
+        return super().process_message(msg, cell, cell_index)
+
     def _get_timeout(self, cell):
         timeout = super()._get_timeout(cell)
         lesson = (getattr(self, "resources", None) or {}).get("nbgrader", {}).get("assignment")
@@ -165,6 +183,7 @@ class ResilientExecute(Execute):
                                                         f"time limit before {where}")]
             return cell, self.resources
         limit = self._get_timeout(cell)
+        self._output_bytes = 0
         try:
             cell, _ = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:

@@ -16,12 +16,13 @@ import contextlib
 import dataclasses
 import pathlib
 import shutil
+import sys
 
 from tqdm.auto import tqdm
 
 from . import limits, repair
-from .collect import Submission
-from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, course_config, ensure_tools_on_path
+from .collect import Submission, copy_submission, dropped_note
+from .config import CELL_TIMEOUT_S, COURSE_ID, KERNEL_LIMITS, PRELOAD, SUBMISSION_TIMEOUT_S, course_config, ensure_tools_on_path
 from .verify import verify
 
 _worker: dict = {}
@@ -165,6 +166,14 @@ def _use_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
+def _api_for(db_url: str):
+    """This worker's nbgrader API on another gradebook (the canary's), made once."""
+    apis = _worker.setdefault("apis", {})
+    if db_url not in apis:
+        apis[db_url] = _make_api(_worker["work"], db_url, _worker["hide"])
+    return apis[db_url]
+
+
 def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None, verify: bool = True,
                  preload: list[str] | None = None, threads: int = 1) -> None:
     import logging
@@ -180,7 +189,8 @@ def _init_worker(work: pathlib.Path, db_url: str, hide: list[str] | None = None,
     # Every process that runs student code is forked by this worker's zygote, which has already
     # imported what the lessons import (nothing when preloading is off).
     start_zygote(preload or [], hide)
-    _worker.update(api=_make_api(work, db_url, hide), work=work, db_url=db_url, hide=hide, verify=verify)
+    _worker.update(api=_make_api(work, db_url, hide), work=work, db_url=db_url, hide=hide, verify=verify,
+                   cell_limits=limits.load(work / "cell_limits.json"))
     _use_threads(threads)
 
 
@@ -318,18 +328,28 @@ def explain_failure(log: str) -> str:
     return "nbgrader could not grade it (see the grader log)"
 
 
-def grade_one(sub: Submission) -> Submission:
-    """Autograde one collected submission in this worker; fill in score, status, reason, feedback."""
-    api, work, db_url = _worker["api"], _worker["work"], _worker["db_url"]
+def grade_one(sub: Submission, db_url: str | None = None) -> Submission:
+    """Autograde one collected submission in this worker; fill in score, status, reason, feedback.
+
+    ``db_url``: another gradebook than the class's (the canary's, see :func:`grade_all`)."""
+    import time
+
+    deadline = time.monotonic() + SUBMISSION_TIMEOUT_S  # the kernel, then verification, share this budget
+    work = _worker["work"]
+    api, db_url = (_worker["api"], _worker["db_url"]) if db_url is None else (_api_for(db_url), db_url)
     sub = dataclasses.replace(sub)
     dest = work / "submitted" / sub.student_id / sub.lesson
     for stale in (dest, work / "autograded" / sub.student_id / sub.lesson, work / "feedback" / sub.student_id / sub.lesson):
         if stale.exists():
             shutil.rmtree(stale)
-    shutil.copytree(sub.folder, dest, ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    dropped = copy_submission(sub.folder, dest)  # links are dropped, never followed: they may lead to the hidden tests
+    if sub.notebook.name in dropped or not (dest / sub.notebook.name).is_file():  # swapped for a link since collect
+        sub.status, sub.reason = "failed", f"{sub.notebook.name} is not a file: links are never followed"
+        return sub
     notes = repair.repair_submission(dest / sub.notebook.name, sub.lesson,  # one <lesson>.ipynb, repaired
                                      work / "release" / sub.lesson / f"{sub.lesson}.ipynb",
                                      work / "source" / sub.lesson / f"{sub.lesson}.ipynb")
+    notes += dropped_note(dropped)
     result = api.autograde(sub.lesson, sub.student_id)
     if not result["success"]:
         sub.status, sub.reason = "failed", explain_failure(result.get("log", "") + result.get("error", ""))
@@ -347,7 +367,8 @@ def grade_one(sub: Submission) -> Submission:
             student_nb = nbformat.read(autograded, as_version=4)
             # The tests here, the student's cells at arm's length in a process that sees the student's files.
             verdicts = verify(source_nb, student_nb, sub.lesson, passed, autograded.parent, _worker["hide"],
-                              release_nb=release_nb)
+                              release_nb=release_nb, deadline=deadline,
+                              cell_limits=_worker["cell_limits"].get(sub.lesson, {}))
         lowered = _apply_verification(db_url, sub, verdicts)
         if lowered:
             notes.append("tests failed outside the notebook kernel: " + "; ".join(lowered))
@@ -387,46 +408,248 @@ def _share_of_cores(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // max(1, jobs))
 
 
+# A submission's worker is ended this long after its budget (SUBMISSION_TIMEOUT_S) is spent: time for the
+# feedback page and the gradebook, which are the grader's own work on bounded data.
+OVERRUN_GRACE_S = 120
+# Graded cells that need what only a student's own run makes: the canary is excused them when its folder lacks it.
+NEEDS_OWN_OUTPUT = {"test_cifar10_checkpoint": "cifar10_model.pt"}
+CANARY_ID = "instructor-canary"  # in a gradebook of its own: never a row of the class's
+NOT_GRADED = "not graded: the instructor's own solution did not get full marks through the grader"
+
+
+def canary_submission(work: pathlib.Path, lesson: str) -> Submission:
+    """The instructor's own solution as a student would hand it in: the released notebook with every solution cell
+    filled in from the source, beside the lesson's files (``work/canary/<lesson>``)."""
+    import nbformat
+
+    folder = work / "canary" / CANARY_ID / lesson
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(work / "source" / lesson, folder, ignore=shutil.ignore_patterns("*.ipynb"))
+    release = nbformat.read(work / "release" / lesson / f"{lesson}.ipynb", as_version=4)
+    source = nbformat.read(work / "source" / lesson / f"{lesson}.ipynb", as_version=4)
+    solutions = {c.metadata["nbgrader"]["grade_id"]: c.source for c in source.cells
+                 if c.metadata.get("nbgrader", {}).get("solution")}
+    for cell in release.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.metadata.get("nbgrader", {}).get("solution") and gid in solutions:
+            cell.source = solutions[gid]
+    nbformat.write(release, folder / f"{lesson}.ipynb")
+    return Submission(CANARY_ID, lesson, folder)
+
+
+def canary_gradebook(work: pathlib.Path, lesson: str) -> str:
+    """A gradebook for one lesson's canary: a copy of the private one the lessons were registered in."""
+    target = work / "canary" / f"{lesson}.db"
+    shutil.copyfile(work / "registration.db", target)
+    return f"sqlite:///{target}"
+
+
+def canary_problem(graded: Submission, db_url: str, work: pathlib.Path) -> str:
+    """'' when the canary got full marks (cells it is excused apart), else what went wrong, in plain words."""
+    if graded.status != "graded":
+        return f"{graded.status}: {graded.reason}"
+    short = [name for name in _short_cells(db_url, graded)
+             if not (name in NEEDS_OWN_OUTPUT and not (graded.folder / NEEDS_OWN_OUTPUT[name]).is_file())]
+    if short:
+        error = _first_error(work / "autograded" / graded.student_id / graded.lesson / f"{graded.lesson}.ipynb")
+        return f"{graded.score:g}/{graded.max_score:g}, short in {', '.join(short)}{error}; {graded.reason}"
+    return ""
+
+
+def _first_error(autograded: pathlib.Path) -> str:
+    """'; first error: <cell>: <exception>' from a graded notebook's outputs ('' if none): often the whole story."""
+    import nbformat
+
+    if not autograded.is_file():
+        return ""
+    for i, cell in enumerate(nbformat.read(autograded, as_version=4).cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return f"; first error: {_grade_id(cell, i)}: {output.get('ename')}: {output.get('evalue', '')[:200]}"
+    return ""
+
+
+def _short_cells(db_url: str, graded: Submission) -> list[str]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url, COURSE_ID) as gb:
+        submission = gb.find_submission(graded.lesson, graded.student_id)
+        return [g.name for nb in submission.notebooks for g in nb.grades if g.max_score > 0 and g.score < g.max_score]
+
+
+def _timed(task, index: int, *args) -> Submission:
+    """Run ``task(*args)`` in a worker, first telling the parent which worker started which task, and when."""
+    import os
+    import time
+
+    _worker["started"].put((index, os.getpid(), time.monotonic()))  # CLOCK_MONOTONIC: one clock for all processes
+    return task(*args)
+
+
+class _Workers:
+    """Worker processes for grading, made again when one crashes or is ended. After a crash, ``solo`` grades
+    one submission at a time in a fresh worker each, so that the crash names its culprit; a worker whose
+    submission is past its budget is killed from here, and the others' submissions are graded again."""
+
+    def __init__(self, jobs: int, initargs: tuple, task=None, initializer=None):
+        import multiprocessing
+
+        self.jobs, self.initargs, self.pool, self.solo = jobs, initargs, None, False
+        self.task, self.initializer = task or grade_one, initializer or _init_worker
+        self.started = multiprocessing.get_context("fork").SimpleQueue()
+
+    def new_pool(self) -> cf.ProcessPoolExecutor:
+        import multiprocessing
+
+        self.close()
+        jobs = 1 if self.solo else self.jobs
+        self.pool = cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("fork"),
+                                           initializer=_start_worker,
+                                           initargs=(self.started, self.initializer,
+                                                     (*self.initargs, _share_of_cores(jobs))))
+        return self.pool
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool = None
+
+    def grade(self, tasks: list[tuple], bar, judge=None) -> list[Submission | None]:
+        """Grade every (submission, gradebook) task, in order; whatever happens to one, the others get their result.
+
+        ``judge(i, result)``, called on each result as it comes, may return a predicate of task numbers: the tasks
+        it accepts that have not started are then not graded (their result is None)."""
+        import os
+        import signal
+        import time
+
+        done: dict[int, Submission | None] = {}
+        skipped = [lambda k: False]
+
+        def settle(i: int, result: Submission | None) -> None:
+            done[i] = result
+            bar.update()
+            verdict = judge(i, result) if judge is not None and result is not None else None
+            if verdict is not None:
+                skipped[0] = lambda k, before=skipped[0]: before(k) or verdict(k)
+
+        queue = list(range(len(tasks)))
+        while queue:
+            batch, queue = (queue[:1], queue[1:]) if self.solo else (queue, [])
+            for i in [i for i in batch if skipped[0](i)]:
+                settle(i, None)
+            batch = [i for i in batch if not skipped[0](i)]
+            if not batch:
+                continue
+            pool = self.pool if self.pool is not None and not self.solo else self.new_pool()
+            futures = {pool.submit(_timed, self.task, i, *tasks[i]): i for i in batch}
+            running: dict[int, tuple[int, float]] = {}  # task -> (worker pid, when it started)
+            broken, overdue = [], set()
+            pending = set(futures)
+            while pending:
+                finished, pending = cf.wait(pending, timeout=1, return_when=cf.FIRST_COMPLETED)
+                while not self.started.empty():
+                    i, pid, when = self.started.get()
+                    running[i] = (pid, when)
+                for future in pending:  # past its budget: end its worker, whatever it is stuck in
+                    i = futures[future]
+                    if i in running and time.monotonic() - running[i][1] > SUBMISSION_TIMEOUT_S + OVERRUN_GRACE_S:
+                        overdue.add(i)
+                        with contextlib.suppress(OSError):
+                            os.kill(running[i][0], signal.SIGKILL)
+                for future in finished:
+                    i = futures[future]
+                    try:
+                        settle(i, None if future.cancelled() else future.result())
+                    except cf.process.BrokenProcessPool:
+                        if i not in overdue:
+                            broken.append(i)
+                            continue
+                        settle(i, dataclasses.replace(tasks[i][0], status="failed", reason=(
+                            f"grading this notebook took longer than its budget of {SUBMISSION_TIMEOUT_S} s "
+                            f"(+{OVERRUN_GRACE_S} s for the grader's own work): it was stopped")))
+                    except Exception as exc:  # a bug of ours or nbgrader's: report it for this student only
+                        settle(i, dataclasses.replace(tasks[i][0], status="failed",
+                                                      reason=f"grader error: {type(exc).__name__}: {exc}"[:400]))
+                for future in pending:  # what a judgement just ruled out is not graded
+                    if skipped[0](futures[future]):
+                        future.cancel()
+            if broken or overdue:
+                self.close()
+            if broken and self.solo and not overdue:
+                settle(broken[0], dataclasses.replace(tasks[broken[0]][0], status="failed",
+                                                      reason="the grading process crashed on this notebook"))
+            elif broken:  # graded again: one at a time after a crash, as before after a worker we ended
+                queue, self.solo = sorted(broken) + queue, self.solo or not overdue
+        return [done.get(i) for i in range(len(tasks))]
+
+
+def _start_worker(started, initializer, initargs: tuple) -> None:
+    _worker["started"] = started
+    initializer(*initargs)
+
+
 def grade_all(submissions: list[Submission], work: pathlib.Path, db_url: str, jobs: int = 1,
-              progress: bool = True, hide: list[str] | None = None, verify: bool = True) -> list[Submission]:
-    """Grade every ``pending`` submission with ``jobs`` worker processes; others pass through."""
+              progress: bool = True, hide: list[str] | None = None, verify: bool = True,
+              canary: bool = True) -> list[Submission]:
+    """Grade every ``pending`` submission with ``jobs`` worker processes; others pass through.
+
+    With each lesson, the instructor's own solution goes through the very same path (sandbox, limits,
+    verification), first in the queue, into a gradebook of its own. Unless it gets full marks, the grading
+    machine is broken for that lesson (a package the sandbox cannot see, say): its students not yet started
+    are not graded, those graded beside it are taken out of the gradebook again, and every one of them is
+    ``failed`` with what went wrong. The canary thus costs one notebook's turn in the queue, not a wait."""
     pending = [s for s in submissions if s.status == "pending"]
     register_students(db_url, sorted({s.student_id for s in pending}))
+    lessons = sorted({s.lesson for s in pending})
     preload = None
     if PRELOAD and pending:
         from .isolation import modules_imported_by
 
-        lessons = sorted({s.lesson for s in pending})
         preload = ["ipykernel.kernelapp", *modules_imported_by([work / "source" / x / f"{x}.ipynb" for x in lessons])]
         if any(m.split(".")[0] == "torch" for m in preload):
             preload.append("torch._dynamo")  # an optimizer's first step imports it (2 s); the verification processes need it too
-    done: dict[int, Submission] = {}
-    bar = tqdm(total=len(pending), desc="grading", unit="notebook", disable=not progress)
-    queue = list(range(len(pending)))
-    solo = False  # after a worker crash, retry the unfinished ones one at a time to find the culprit
-    while queue:
-        batch, queue = (queue[:1], queue[1:]) if solo else (queue, [])
-        with cf.ProcessPoolExecutor(max_workers=1 if solo else jobs, initializer=_init_worker,
-                                    initargs=(work, db_url, hide, verify, preload, _share_of_cores(1 if solo else jobs))) as pool:
-            futures = {pool.submit(grade_one, pending[i]): i for i in batch}
-            crashed = []
-            for future in cf.as_completed(futures):
-                i = futures[future]
-                try:
-                    done[i] = future.result()
-                except cf.process.BrokenProcessPool:
-                    crashed.append(i)
-                    continue
-                except Exception as exc:  # a bug of ours or nbgrader's: report it for this student only
-                    done[i] = dataclasses.replace(pending[i], status="failed",
-                                                  reason=f"grader error: {type(exc).__name__}: {exc}"[:400])
-                bar.update()
-        if crashed and solo:
-            i = crashed[0]
-            done[i] = dataclasses.replace(pending[i], status="failed", reason="the grading process crashed on this notebook")
-            bar.update()
-        elif crashed:
-            queue, solo = sorted(crashed) + queue, True
-    bar.close()
-    by_key = {(s.student_id, s.lesson): done[i] for i, s in enumerate(pending)}
+    tasks = [(s, None) for s in pending]
+    if canary and lessons:
+        (work / "canary").mkdir(exist_ok=True)
+        tasks = [(canary_submission(work, lesson), canary_gradebook(work, lesson)) for lesson in lessons] + tasks
+    canaries = len(tasks) - len(pending)
+    broken: dict[str, str] = {}
+
+    def judge(i: int, graded: Submission):
+        if i >= canaries:
+            return None
+        problem = canary_problem(graded, tasks[i][1], work)
+        if not problem:
+            return None
+        broken[graded.lesson] = problem
+        print(f"autograder: not grading {graded.lesson}: the instructor's own solution did not get full marks "
+              f"through the grader ({problem})", file=sys.stderr)
+        return lambda k: k >= canaries and tasks[k][0].lesson == graded.lesson
+
+    workers = _Workers(jobs, (work, db_url, hide, verify, preload))
+    try:
+        with tqdm(total=len(tasks), desc="grading", unit="notebook", disable=not progress) as bar:
+            results = workers.grade(tasks, bar, judge)[canaries:]
+    finally:
+        workers.close()
+    _take_back(db_url, [s for s in results if s is not None and s.lesson in broken])
+    by_key = {(s.student_id, s.lesson): s for s in results if s is not None}
+    for s in pending:
+        if s.lesson in broken:
+            by_key[(s.student_id, s.lesson)] = dataclasses.replace(s, status="failed", reason=(
+                f"{NOT_GRADED} on this machine ({broken[s.lesson]}); fix the grading setup "
+                "(python -m autograder doctor) and grade again"))
     return [by_key.get((s.student_id, s.lesson), s) for s in submissions]
+
+
+def _take_back(db_url: str, graded: list[Submission]) -> None:
+    """Remove from the gradebook the submissions graded by a machine that failed its canary: no grade of theirs
+    stands (nor does it reach an export)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url, COURSE_ID) as gb:
+        for sub in graded:
+            with contextlib.suppress(MissingEntry):
+                gb.remove_submission(sub.lesson, sub.student_id)

@@ -35,8 +35,10 @@ import sys
 import tempfile
 import time
 
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Integer, Type, Unicode, default
 
 ZYGOTE_PY = str(pathlib.Path(__file__).with_name("zygote.py"))
 THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -153,7 +155,7 @@ class Zygote:
     """A warm process that forks isolated children; one per grading worker (:mod:`autograder.zygote`)."""
 
     def __init__(self, modules: list[str], hide: list[str], strict: bool = True):
-        self.strict = strict
+        self.strict, self.hide = strict, hide
         self.io_root = _sandbox_root() / secrets.token_hex(8)
         self.io_root.mkdir(mode=0o711)
         self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -188,7 +190,7 @@ class Zygote:
         if "exit" in message:
             self.exits[message["exit"]] = message["code"]
         if "ready" in message:
-            self.ready = message["ready"]
+            self.ready, self.packages = message["ready"], message.get("packages", [])
         return message
 
     def _wait_for(self, key: str, timeout: float) -> dict:
@@ -252,6 +254,12 @@ class Zygote:
 
 
 _zygote: Zygote | None = None
+_numpy_zygote: Zygote | bool | None = None  # False: none can be had here
+# What a NumPy lesson's verification process imports before student code (lessons 01-05): forked warm from a
+# second zygote where torch and scipy were never loaded (their stand-ins must be the only ones there), instead
+# of a fresh interpreter importing matplotlib each time (0.5 s a submission).
+NUMPY_PRELOAD = ["numpy", "matplotlib", "matplotlib.pyplot", "cnn_course.checks"]
+NUMPY_FORBIDDEN = ("torch", "scipy")
 
 
 def live_zygote() -> Zygote | None:
@@ -282,11 +290,32 @@ def zygote(hide: list[str] | None = None) -> Zygote:
     return live_zygote() or start_zygote([], hide)
 
 
+def numpy_zygote() -> Zygote | None:
+    """This process's torch-free zygote (started beside its zygote on first use), or None where one cannot be
+    had without torch or scipy in it: NumPy lessons then start a fresh interpreter."""
+    global _numpy_zygote
+    if _numpy_zygote is False or (_numpy_zygote is not None and _numpy_zygote.alive()):
+        return _numpy_zygote or None
+    main = zygote()
+    try:
+        candidate = Zygote(NUMPY_PRELOAD, main.hide, strict=main.strict)
+    except RuntimeError:
+        _numpy_zygote = False
+        return None
+    if set(candidate.packages) & set(NUMPY_FORBIDDEN):
+        candidate.close()
+        _numpy_zygote = False
+        return None
+    _numpy_zygote = candidate
+    return candidate
+
+
 def stop_zygote() -> None:
-    global _zygote
-    if _zygote is not None:
-        _zygote.close()
-        _zygote = None
+    global _zygote, _numpy_zygote
+    for z in (_zygote, _numpy_zygote):
+        if isinstance(z, Zygote):
+            z.close()
+    _zygote = _numpy_zygote = None
 
 
 def strict_problem() -> str:
@@ -366,10 +395,13 @@ def start_script(script: str, args: list[str], files_from: pathlib.Path | None, 
     """Run ``script`` as ``__main__`` with ``sys.argv = [script, IN_FD, OUT_FD, *args]`` in a fresh sandbox.
 
     Its working folder holds copies of ``files_from``'s files (notebooks left out).
-    ``warm``: in the zygote's interpreter, with what it preloaded (lessons 06-09); otherwise a
-    fresh ``python -I`` where nothing is loaded (lessons 01-05, where torch must stay out).
+    ``warm``: in the zygote's interpreter, with what it preloaded (lessons 06-09); otherwise in the
+    torch-free zygote's (:func:`numpy_zygote`: lessons 01-05, where torch must stay out), or where there is
+    none, a fresh ``python -I`` where nothing is loaded.
     """
     z = zygote(hide)
+    if not warm and numpy_zygote() is not None:
+        z, warm = numpy_zygote(), True
     io, uid = z.new_request_dir(files_from)
     to_child_r, to_child = os.pipe()
     from_child, from_child_w = os.pipe()
@@ -403,10 +435,29 @@ def probe(look_for: list[str], hide: list[str] | None = None) -> dict:
 # -- notebook kernels --------------------------------------------------------------------------------
 
 
+# What a sandboxed kernel can make the grading worker hold: no message larger than this (a larger one ends the
+# connection: the cell then times out), and few queued, since a kernel that prints in a loop sends faster than
+# the worker reads, and ZeroMQ would otherwise queue up to 1000 messages of any size (measured: 2 GB).
+MAX_KERNEL_MESSAGE = 16 << 20
+KERNEL_QUEUE = 16
+
+
+class BoundedKernelClient(AsyncKernelClient):
+    """The grader's end of a sandboxed kernel's channels, bounded as above."""
+
+    @default("context")
+    def _context_default(self) -> zmq.asyncio.Context:
+        context = super()._context_default()
+        context.setsockopt(zmq.MAXMSGSIZE, MAX_KERNEL_MESSAGE)  # defaults for every socket made from it
+        context.setsockopt(zmq.RCVHWM, KERNEL_QUEUE)
+        return context
+
+
 class SandboxedKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel is forked, already isolated, from this process's zygote, over Unix sockets
     in its request folder (the kernel has its own network namespace, where the grader's localhost is not)."""
 
+    client_factory = Type(klass=BoundedKernelClient)
     io_dir = Unicode("")
     run_as = Integer(None, allow_none=True)
     extra_env = Dict({})

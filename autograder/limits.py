@@ -8,6 +8,18 @@ process, as they then are), and gets, at most ``CELL_TIMEOUT_S``:
 
 - each test cell ``max(TEST_FLOOR_S, TEST_FACTOR x what it took)``: generous, a slow
   but correct answer must keep its points;
+- each solution cell (the student's function, or answer to a ``q_*`` question)
+  ``max(SOLUTION_FLOOR_S, SOLUTION_FACTOR x what the instructor's took)``. The instructor's
+  take milliseconds (a ``def``; an answer computed by calling the lesson's functions on
+  small inputs: under 20 ms in every lesson, and under 60 ms with the slowest correct
+  implementation in ``tests/lessons``, loops over pixels included, timed in-process), so
+  the floor decides, and it is three times the test cells': a timeout here loses more
+  than one test (the name it defines is missing for every test after it, and a cell that
+  failed is not replayed after a restart), and the student's cell may hold more than the
+  instructor's: an answer computed their own way, a first ``import torch``, a quick check
+  of their function at the top level, all on a grading machine busier than the measuring
+  run. An infinite loop in a function then costs the kernel ``SOLUTION_FLOOR_S`` per
+  question cell that calls it, not ``CELL_TIMEOUT_S``;
 - each demo cell (the release's own code, unchanged by the student)
   ``max(DEMO_FLOOR_S, DEMO_FACTOR x what it took)``: generous too, since the grading
   machine is busier than the measuring run (several kernels at once: in CI a 1 s demo cell
@@ -17,15 +29,17 @@ process, as they then are), and gets, at most ``CELL_TIMEOUT_S``:
   cell that calls it will), each demo cell gets :func:`after_timeout` of its limit: the
   hang then costs little more than the test cells' limits.
 
-Solution and setup cells, and cells the student wrote or changed, keep the global
-limit: their work is the student's and a timeout there costs more than one exercise.
+Setup cells, and cells the student wrote or changed (other than solution cells), keep the
+global limit.
 
 The measurement is kept per machine, notebook (and ``cnn_course`` package) and policy
 (:func:`cached`, under ``~/.cache/cnn-course``), so grading the same lessons again does
 not measure again.
 
-Cells are named by :func:`cell_key`: a test cell by its grade id, any other cell by
-a digest of its code (ignoring line endings and trailing spaces).
+Cells are named by :func:`cell_key`: a test cell by its grade id, a solution cell by
+``solution:`` and its grade id, any other cell by ``code:`` and a digest of its code
+(ignoring line endings and trailing spaces); a grade id has no ``:`` (nbgrader's format),
+so the three never collide.
 :class:`autograder.execute.ResilientExecute` reads the limits from its ``cell_limits``
 trait, ``{lesson: {key: seconds}}``.
 """
@@ -47,22 +61,27 @@ from .repair import code_of
 
 FIT = os.environ.get("CNN_GRADER_FIT_LIMITS", "1") != "0"  # 0: every cell gets the global limit
 TEST_FLOOR_S, TEST_FACTOR = 5.0, 10.0
+SOLUTION_FLOOR_S, SOLUTION_FACTOR = 15.0, 10.0
 DEMO_FLOOR_S, DEMO_FACTOR = 10.0, 4.0
 AFTER_TIMEOUT_FLOOR_S = 2
 
 
 def cell_key(cell) -> str | None:
-    """A test cell's grade id; for an unmarked code cell, a digest of its code; None for the rest."""
+    """A test cell's grade id; ``solution:`` and the grade id for a solution code cell; for an unmarked code
+    cell, ``code:`` and a digest of its code; None for the rest."""
     meta = cell.metadata.get("nbgrader", {}) or {}
     if meta.get("grade") and not meta.get("solution"):
         return meta.get("grade_id")
+    if meta.get("solution") and meta.get("grade_id") and cell.cell_type == "code":
+        return "solution:" + meta["grade_id"]
     if meta or cell.cell_type != "code":
         return None
     return "code:" + hashlib.sha1(code_of(cell.source).encode()).hexdigest()[:16]
 
 
 def limit(key: str, seconds: float) -> int:
-    floor, factor = (DEMO_FLOOR_S, DEMO_FACTOR) if key.startswith("code:") else (TEST_FLOOR_S, TEST_FACTOR)
+    floor, factor = ((DEMO_FLOOR_S, DEMO_FACTOR) if key.startswith("code:") else
+                     (SOLUTION_FLOOR_S, SOLUTION_FACTOR) if key.startswith("solution:") else (TEST_FLOOR_S, TEST_FACTOR))
     return int(min(CELL_TIMEOUT_S, max(floor, factor * seconds)) + 0.999)
 
 
@@ -121,7 +140,8 @@ def cached(notebook: pathlib.Path) -> pathlib.Path:
     import cnn_course
 
     key = hashlib.sha256(repr((platform.node(), os.cpu_count(), sys.version, CELL_TIMEOUT_S, PRELOAD,
-                               TEST_FLOOR_S, TEST_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR, AFTER_TIMEOUT_FLOOR_S)).encode())
+                               TEST_FLOOR_S, TEST_FACTOR, SOLUTION_FLOOR_S, SOLUTION_FACTOR, DEMO_FLOOR_S, DEMO_FACTOR,
+                               AFTER_TIMEOUT_FLOOR_S)).encode())
     package = pathlib.Path(cnn_course.__file__).parent
     for path in sorted([*notebook.parent.rglob("*"), *package.rglob("*.py")]):
         if path.is_file() and "__pycache__" not in path.parts:

@@ -19,6 +19,12 @@ one over an on-time one, then the highest resubmission number, then the newest d
 the zip) and the others are listed. Every file of the download is either collected or
 listed with the reason it was not, on screen and in ``SUBMISSIONS/<lesson>_intake.csv``,
 which also keeps Canvas's LATE mark for the instructor.
+
+Nothing in the download is trusted: an entry whose name would land outside the folder (``../``, an absolute
+or Windows path, a NUL), a link or a device is listed and never extracted, and a name that would make a
+student folder outside SUBMISSIONS (``..``) is not collected. nbgrader extracts a copy of the download that
+holds only the files to collect, so no other name reaches its extractor, and nothing is written outside the
+scratch folder but ``SUBMISSIONS/<student_id>/<lesson>/`` and the intake list.
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import ntpath
 import os
 import pathlib
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -112,6 +120,10 @@ def plan(names: list[tuple[str, tuple]], lesson: str, regexp: str | None = None)
         elif entry is None:
             entry = Entry(path, reason="the file name does not say which student it is from "
                                        "(not a Canvas or Moodle name; try --regexp)")
+        elif not (_folder_name(entry.student_id) and _folder_name(entry.file_id)):
+            entry = Entry(path, reason=f"the name makes {entry.student_id!r}/{entry.file_id!r}: not a plain folder and "
+                                       "file name (it would climb out of SUBMISSIONS or be hidden; try --regexp); "
+                                       "not collected")
         elif not entry.file_id.endswith(".ipynb") and lesson_of(entry.file_id, outputs) is None:
             entry.reason = "not a notebook" + (f" or {', '.join(outputs)}" if outputs else "")
         entry.date = tuple(date)
@@ -128,6 +140,32 @@ def plan(names: list[tuple[str, tuple]], lesson: str, regexp: str | None = None)
             if not other.collected and not other.reason:
                 other.reason = f"not the lesson's notebook; collected {chosen.path} for this student"
     return entries
+
+
+def _folder_name(name: str) -> bool:
+    """A name that stays one level down, seen by grade: '..' would climb out of SUBMISSIONS, '.x' is hidden."""
+    return bool(name) and not name.startswith(".") and not set(name) & set("/\\\0")
+
+
+def unsafe(info: zipfile.ZipInfo) -> str:
+    """Why the archive entry ``info`` is never extracted, '' when it can be: its name would land outside the
+    folder, or it is a link (which would lead anywhere the grader can read) or a device."""
+    name, mode = info.filename, info.external_attr >> 16
+    if "\0" in info.orig_filename:  # zipfile cuts the name at the NUL: what another tool sees differs
+        why = "unsafe name in the archive (a NUL character)"
+    elif name.startswith(("/", "\\")) or ntpath.splitdrive(name)[0]:
+        why = "unsafe name in the archive (an absolute path)"
+    elif ".." in re.split(r"[/\\]", name):
+        why = "unsafe name in the archive (climbs out of the folder)"
+    elif "\\" in name:  # Windows reads it as a folder separator
+        why = "unsafe name in the archive (a backslash)"
+    elif stat.S_ISLNK(mode):
+        why = "a link in the archive (links are never followed)"
+    elif stat.S_IFMT(mode) not in (0, stat.S_IFREG):
+        why = "a device, fifo or socket in the archive"
+    else:
+        return ""
+    return f"{why}: {info.orig_filename.replace(chr(0), '<NUL>')}; not extracted"
 
 
 def _take_latest(candidates: list[Entry], file_id: str | None, older: str) -> Entry | None:
@@ -170,13 +208,16 @@ def collect_zip(archive: pathlib.Path, lesson: str, into: pathlib.Path, regexp: 
 
     ensure_tools_on_path()
     with zipfile.ZipFile(archive) as z:
-        names = [(i.filename, i.date_time) for i in z.infolist() if not i.is_dir()]
-    entries = plan(names, lesson, regexp)
+        infos = [i for i in z.infolist() if not i.is_dir()]
+    refused = [Entry(i.filename, reason=unsafe(i)) for i in infos if unsafe(i)]
+    infos = [i for i in infos if not unsafe(i)]
+    planned = plan([(i.filename, i.date_time) for i in infos], lesson, regexp)
+    entries = planned + refused
     with tempfile.TemporaryDirectory(prefix="cnn-zip-") as scratch:
         course = pathlib.Path(scratch).resolve()
         target = course / "downloaded" / lesson / "archive"
         target.mkdir(parents=True)
-        shutil.copy(archive, target / "download.zip")
+        write_collected(archive, list(zip(infos, planned)), target / "download.zip")
         extracted = course / "downloaded" / lesson / "extracted" / "download"
         (course / "plan.json").write_text(json.dumps(
             {os.path.realpath(extracted / e.path): {"student_id": e.student_id, "file_id": e.file_id}
@@ -205,6 +246,26 @@ def collect_zip(archive: pathlib.Path, lesson: str, into: pathlib.Path, regexp: 
             e.collected, e.reason = False, "nbgrader's zip_collect did not collect it (see its log)"
     write_intake(entries, into / f"{lesson}_intake.csv")
     return entries
+
+
+def write_collected(archive: pathlib.Path, planned: list[tuple[zipfile.ZipInfo, Entry]], copy: pathlib.Path) -> None:
+    """Write ``copy``: a zip of the entries of ``archive`` the plan collects, for nbgrader to extract.
+
+    No other name of the download reaches nbgrader's extractor, and each file is a plain one the grader can read,
+    whatever mode the download gave it. An entry that cannot be read (damaged, encrypted) costs that file only.
+    """
+    with zipfile.ZipFile(archive) as z, zipfile.ZipFile(copy, "w", zipfile.ZIP_DEFLATED) as out:
+        for info, entry in planned:
+            if not entry.collected:
+                continue
+            try:
+                data = z.read(info)
+            except Exception as exc:  # BadZipFile, RuntimeError (encrypted), NotImplementedError, zlib.error, ...
+                entry.collected, entry.reason = False, f"could not be read from the archive ({exc}); not extracted"
+                continue
+            plain = zipfile.ZipInfo(info.filename, info.date_time)
+            plain.external_attr = (stat.S_IFREG | 0o644) << 16
+            out.writestr(plain, data, zipfile.ZIP_DEFLATED)
 
 
 def write_intake(entries: list[Entry], path: pathlib.Path) -> None:

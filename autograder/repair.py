@@ -144,13 +144,17 @@ def find_notebook(folder: pathlib.Path, lesson: str) -> tuple[pathlib.Path | Non
 
     ``<lesson>.ipynb`` when present; else the only notebook, or the only one whose name
     is the lesson's with a copy mark ("Copy of ...", "... (1)"); else None and why.
+    A link is never picked (it may lead to the instructor's notebook): links are never followed.
     """
     expected = folder / f"{lesson}.ipynb"
-    if expected.is_file():
+    if expected.is_file() and not expected.is_symlink():
         return expected, ""
-    found = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    links = sorted(p.name for p in folder.glob("*.ipynb") if p.is_symlink())
+    found = sorted(p for p in folder.glob("*.ipynb") if p.is_file() and not p.is_symlink())
     if not found:
-        return None, f"notebook missing: expected {lesson}.ipynb"
+        return None, f"notebook missing: expected {lesson}.ipynb" + (
+            f" ({', '.join(links)} {'is a link' if len(links) == 1 else 'are links'}: links are never followed)"
+            if links else "")
     named = [p for p in found if lesson_of(p.name, [lesson])]
     pick = found if len(found) == 1 else named if len(named) == 1 else []
     if pick:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import sys
-from time import perf_counter as _perf_counter  # bound before any student code runs
 
 FORBIDDEN = ("torch", "scipy")
 COURSE_TOOLS = ("cnn_course", "cnn_course.checks", "cnn_course.model_checks", "cnn_course.torch_checks")
@@ -145,12 +144,18 @@ def _install_guard(numpy_only: bool, package_dirs: tuple[str, ...]) -> None:
 
 
 def prepare_process() -> None:
-    """Student output must not reach our pipes: stdin from /dev/null, stdout to stderr (captured,
-    truncated); the lesson's files (the working directory) importable, as in the kernel."""
+    """Student output must not reach our pipes: stdin from /dev/null, stdout to stderr (captured, truncated)."""
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.dup2(2, 1)
-    sys.path.insert(0, os.getcwd())
+
+
+def let_student_files_be_imported() -> None:
+    """The lesson's files and the student's own (the working directory) importable, as in the kernel, but
+    after every installed package: a file the student uploaded beside the notebook (``numpy.py``, a folder
+    named ``autograder``) must not stand in for what this process, or the grader's requests, import. Called
+    once everything this process needs is imported."""
+    sys.path.append(os.getcwd())
 
 
 def _torch_call(fn, args, kwargs, request, objects, model_checks, torch_checks):
@@ -180,6 +185,8 @@ def main() -> None:
     in_fd, out_fd = int(sys.argv[1]), int(sys.argv[2])
     package_dirs = tuple(a for a in sys.argv[3:] if a)
     prepare_process()
+    import struct
+
     import numpy as np  # noqa: F401  (before any guard: NumPy itself may load libraries)
 
     from autograder import wire
@@ -195,6 +202,7 @@ def main() -> None:
 
         torch.set_num_threads(1)
     _install_guard(numpy_only, package_dirs if numpy_only else ())
+    let_student_files_be_imported()  # only now: nothing above may come from the student's folder
     namespace: dict = {"__name__": "__main__"}
     status = []
     armed = False
@@ -246,20 +254,16 @@ def main() -> None:
                 args, kwargs = objects.loads_call(request["pickled"].tobytes(), test_namespaces[defs], namespace,
                                                   handles)
                 result, args_after, error = _torch_call(fn, args, kwargs, request, objects, model_checks, torch_checks)
-                kwargs_after, seconds = {}, None
+                kwargs_after = {}
                 if error is not None:
                     raise error
                 result = objects.keep_handles(result, handles)
             else:
                 args, kwargs = request["args"], request["kwargs"]
-                start = _perf_counter()
-                result = fn(*args, **kwargs)
-                seconds = _perf_counter() - start  # the call alone: speed tests must not pay for the transport
+                result = fn(*args, **kwargs)  # timed by the grader, never here (a clock here is the student's)
                 args_after, kwargs_after = args, kwargs
             try:
                 reply = {"result": result, "args": list(args_after), "kwargs": dict(kwargs_after)}
-                if not request.get("value"):
-                    reply["seconds"] = seconds
                 payload = wire.dumps(reply)
             except wire.NotData as exc:
                 reply = {"notdata": str(exc)}
@@ -273,7 +277,6 @@ def main() -> None:
         if payload is None:
             wire.send(out_fd, reply)
         else:
-            import struct
             data = struct.pack("<Q", len(payload)) + payload
             view = memoryview(data)
             while view:

@@ -37,6 +37,9 @@ from . import isolation, objects, wire
 from .config import CELL_TIMEOUT_S, SUBMISSION_TIMEOUT_S
 
 NUMPY_LESSON_PREFIXES = ("01_", "02_", "03_", "04_", "05_")
+# All the replies of one submission's verification, together (each is at most wire.MAX_MESSAGE). The course's own
+# tests send at most a few MiB in all per lesson; past this the tests still waiting fail.
+MAX_SUBMISSION_BYTES = 2 << 30
 RUNNER_PY = str(pathlib.Path(__file__).with_name("runner.py"))
 
 
@@ -65,17 +68,27 @@ class RunnerGone(Exception):
     pass
 
 
-class SetupFailed(Exception):
-    """The instructor's setup cells could not run in the verification process: no verdict."""
+class SetupFailed(RunnerGone):
+    """The instructor's setup cells could not run in the verification process (the grading run's canary,
+    :func:`autograder.grade.canary`, shows they do for the instructor's own solution: so the submission is why)."""
+
+
+NOT_VERIFIED = "could not be verified outside the notebook"
 
 
 class Runner:
     """The student's cells, running in a sandboxed child process; call their functions with data."""
 
     def __init__(self, cells: list[tuple[str, str]], numpy_only: bool, files_from: pathlib.Path | None,
-                 hide: list[str], timeout: float):
+                 hide: list[str], timeout: float, deadline: float | None = None, cell_timeouts: list | None = None):
         self.cells, self.numpy_only, self.files_from, self.hide = cells, numpy_only, files_from, hide
         self.timeout = timeout
+        self.cell_timeouts = cell_timeouts or [timeout] * len(cells)  # each cell's own (fitted) limit
+        # The submission's whole time outside the kernel: no wait, however it is split, goes past it.
+        self.deadline = time.monotonic() + SUBMISSION_TIMEOUT_S if deadline is None else deadline
+        self.test_deadline: float | None = None  # the running test cell's limit: its calls wait no longer
+        self.bytes_left = MAX_SUBMISSION_BYTES
+        self.last_call_seconds: float | None = None
         self.proc = None
         self.names: dict[str, str] = {}
         self.status: list[str | None] = []
@@ -85,6 +98,8 @@ class Runner:
         self.signatures: dict[str, list] = {}
 
     def start(self) -> None:
+        if time.monotonic() >= self.deadline:
+            raise RunnerGone("the notebook ran out of time outside the kernel")
         self.stderr = io.BytesIO()
         # NumPy lessons: a fresh interpreter, where torch is not even loaded; the others: the warm zygote's.
         self.proc = isolation.start_script(RUNNER_PY, _forbidden_dirs(), self.files_from, self.hide, warm=not self.numpy_only)
@@ -97,7 +112,7 @@ class Runner:
         current = None
         while True:
             try:
-                reply = self._recv(self.timeout)
+                reply = self._recv(self.timeout if current is None else self.cell_timeouts[current])
             except RunnerGone:
                 if current is None or self.cells[current][0] == "setup":
                     raise
@@ -121,21 +136,39 @@ class Runner:
                 if self.stderr.tell() < 1 << 20:
                     self.stderr.write(chunk)
 
-    def _recv(self, timeout: float):
-        deadline = time.monotonic() + timeout
+    def _deadline(self, timeout: float, in_test: bool = False) -> tuple[float, str]:
+        """When a wait of ``timeout`` s must end, and what to say if it does: the submission's deadline, and in a
+        test cell's call that cell's limit, win when they come first."""
+        mine = time.monotonic() + timeout
+        if self.deadline < mine:
+            return self.deadline, "the notebook ran out of time outside the kernel"
+        if in_test and self.test_deadline is not None and self.test_deadline < mine:
+            return self.test_deadline, "timed out: the test cell ran past its time limit"
+        return mine, f"timed out after {int(timeout)} s"
+
+    def _recv(self, timeout: float, in_test: bool = False):
+        deadline, why = self._deadline(timeout, in_test)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 self.stop()
-                raise RunnerGone(f"timed out after {int(timeout)} s")
+                raise RunnerGone(why)
             ready, _, _ = select.select([self.from_child, self.proc.stderr], [], [], min(left, 1.0))
             if self.proc.stderr in ready:
                 self._drain_stderr()
             if self.from_child in ready:
-                try:
-                    return wire.recv(self.from_child)
+                try:  # a reply begun and never finished must not hold the grader either: the same deadline
+                    return wire.recv(self.from_child, deadline=deadline, spend=self._spend)
+                except TimeoutError:  # wire.recv past the deadline (before OSError, its base class)
+                    self.stop()
+                    raise RunnerGone(why) from None
                 except (EOFError, ValueError, OSError) as exc:  # it ended, or wrote what is not a reply
                     self._gone(exc)
+
+    def _spend(self, n: int) -> None:
+        if n > self.bytes_left:
+            raise ValueError(f"its replies went past {MAX_SUBMISSION_BYTES >> 20} MiB in all")
+        self.bytes_left -= n
 
     def _gone(self, exc: BaseException | None):
         with contextlib.suppress(Exception):
@@ -143,6 +176,7 @@ class Runner:
         self._drain_stderr()
         code = self.proc.poll()
         why = self.violation() or (f"the process ended (exit status {code})" if code is not None
+                                   else f"it sent what is not a reply ({exc})" if isinstance(exc, ValueError)
                                    else "it sent something that is not a reply")
         self.stop()
         raise RunnerGone(why) from exc
@@ -152,11 +186,11 @@ class Runner:
         writes on the reply channel before the request is read is not a reply (only student code does that)."""
         view = memoryview(wire.frame(message))
         os.set_blocking(self.to_child, False)
-        deadline = time.monotonic() + self.timeout
+        deadline, why = self._deadline(self.timeout)
         while view:
             if time.monotonic() > deadline:
                 self.stop()
-                raise RunnerGone(f"did not read its request in {int(self.timeout)} s")
+                raise RunnerGone(f"did not read its request: {why}")
             ready, writable, _ = select.select([self.from_child, self.proc.stderr], [self.to_child], [], 1.0)
             if self.proc.stderr in ready:
                 self._drain_stderr()
@@ -180,6 +214,7 @@ class Runner:
     def call(self, name: str, args: tuple, kwargs: dict, value: bool = False, count: bool = False, ask: str = ""):
         if self.proc is None:
             self.start()
+        start = time.perf_counter()  # the grader's clock: a duration the student's process reports could be forged
         if self.numpy_only or value:
             self._send({"call": name, "args": list(args), "kwargs": dict(kwargs), "value": value})
         else:  # PyTorch lessons: the objects themselves, pickled (this direction is trusted), see autograder.objects
@@ -189,10 +224,13 @@ class Runner:
             watched = [i for i, a in enumerate([*args, *kwargs.values()]) if any(p.model is a for p in GradientProbe.live)]
             self._send({"call": name, "pickled": np.frombuffer(pickled, np.uint8), "defs": self.defs,
                         "probe": watched, "count": count, "ask": ask})
-        return self._recv(self.timeout)
+        reply = self._recv(self.timeout, in_test=True)
+        self.last_call_seconds = time.perf_counter() - start  # the call with its transport: never less than the call
+        return reply
 
     def invoke(self, what: str, name: str, args: tuple, kwargs: dict, count: bool = False, ask: str = ""):
-        """Call ``name`` (or ask a model ``ask``) there; show what it did to the arguments here; return its result."""
+        """Call ``name`` (or ask a model ``ask``) there; show what it did to the arguments here; return its result
+        and the seconds the call took, timed here around the request and its reply."""
         from cnn_course.checks import CheckFailed
 
         try:
@@ -213,7 +251,7 @@ class Runner:
                 if type(before) is np.ndarray and type(after) is np.ndarray and before.shape == after.shape:
                     with contextlib.suppress(Exception):
                         np.copyto(before, after, casting="unsafe")
-        return self._models(reply["result"]), reply.get("seconds")
+        return self._models(reply["result"]), self.last_call_seconds
 
     def _models(self, value):
         """The result, with each model that stayed in the student's process as a RemoteModel."""
@@ -253,7 +291,7 @@ class Proxy:
 
     def __call__(self, *args, **kwargs):
         result, self.last_call_seconds = self._runner.invoke(self.__name__, self.__name__, args, kwargs)
-        return result  # last_call_seconds: timed where it ran (lesson 03's speed test reads it)
+        return result  # last_call_seconds: timed by the grader, transport included (lesson 03's speed test reads it)
 
     def count_torch_calls(self, *args, **kwargs) -> int:
         """cnn_course.torch_checks.torch_calls, counted in the process where the function runs."""
@@ -303,16 +341,35 @@ class CellVerdict:
     message: str = ""
 
 
+def graded_names(source_nb) -> list[str]:
+    """The names that cross from the student's process into the tests: the lesson's graded functions and
+    ``q_*`` answers (each solution cell's grade id is the name it defines), never the student's other names."""
+    return [m["grade_id"] for m in map(_meta, source_nb.cells) if m.get("solution") and m.get("grade_id")]
+
+
 def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: pathlib.Path | None,
-           hide: list[str], timeout: float = CELL_TIMEOUT_S, release_nb=None) -> dict[str, CellVerdict]:
+           hide: list[str], timeout: float = CELL_TIMEOUT_S, release_nb=None,
+           deadline: float | None = None, cell_limits: dict[str, int] | None = None) -> dict[str, CellVerdict]:
     """Re-run the graded test cells ``test_ids`` of ``source_nb`` against ``student_nb``'s solution cells.
 
     ``source_nb`` is the instructor's notebook (hidden tests included); only its setup
     and test cells run here. ``student_nb`` supplies the solution cells, by grade_id,
     and, when ``release_nb`` (the student version as released) is given, the code cells
     the student added (helpers in a cell of their own), which run before the
-    solution cells that follow them, as in the notebook.
+    solution cells that follow them, as in the notebook. ``deadline`` (``time.monotonic()``)
+    ends every wait for the student's process: the submission's budget. ``cell_limits``: the
+    lesson's fitted time limits (:mod:`autograder.limits`), which hold here as in the kernel.
+
+    Fails closed: every id in ``test_ids`` gets a verdict, and a verification that cannot start,
+    dies, hangs or sends what is not a reply fails the tests it was to decide.
     """
+    verdicts = _verify(source_nb, student_nb, lesson, test_ids, files_from, hide, timeout, release_nb, deadline,
+                       cell_limits or {})
+    return {gid: verdicts.get(gid) or CellVerdict(gid, False, f"{NOT_VERIFIED}: the test did not run there")
+            for gid in test_ids}
+
+
+def _verify(source_nb, student_nb, lesson, test_ids, files_from, hide, timeout, release_nb, deadline, cell_limits):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -320,7 +377,7 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
 
     student_solutions = {_meta(c).get("grade_id"): c.source for c in student_nb.cells if _meta(c).get("solution")}
     added = _student_added_cells(student_nb, release_nb)  # solution grade_id -> student-added cells just before it
-    cells, setup_sources = [], []
+    cells, cell_timeouts, setup_sources = [], [], []
     for cell in source_nb.cells:
         meta = _meta(cell)
         if not meta:
@@ -328,19 +385,21 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
         if meta.get("solution"):
             cells += [("student", source) for source in added.get(meta["grade_id"], [])]
             cells.append(("solution", student_solutions.get(meta["grade_id"], "")))
+            cell_timeouts += [timeout] * (len(cells) - len(cell_timeouts) - 1)
+            cell_timeouts.append(min(timeout, cell_limits.get(f"solution:{meta['grade_id']}", timeout)))
         elif not meta.get("grade") and cell.cell_type == "code":
             cells.append(("setup", cell.source))
+            cell_timeouts.append(timeout)
             setup_sources.append(cell.source)
-    runner = Runner(cells, lesson.startswith(NUMPY_LESSON_PREFIXES), files_from, hide, timeout)
+    runner = Runner(cells, lesson.startswith(NUMPY_LESSON_PREFIXES), files_from, hide, timeout, deadline,
+                    cell_timeouts)
     verdicts: dict[str, CellVerdict] = {}
     try:
         try:
             runner.start()
-        except SetupFailed as exc:  # not the student's doing: leave nbgrader's scores alone
-            import logging
-
-            logging.getLogger("autograder").warning("verification skipped for %s: setup failed: %s", lesson, exc)
-            return {}
+        except SetupFailed as exc:  # the instructor's setup runs there for the canary: the submission is why
+            return {gid: CellVerdict(gid, False, f"{NOT_VERIFIED}: the lesson's setup did not run beside your "
+                                                 f"files ({exc})") for gid in test_ids}
         except RunnerGone as exc:
             return {gid: CellVerdict(gid, False, f"your notebook's code could not run outside the kernel: {exc}")
                     for gid in test_ids}
@@ -348,31 +407,24 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
         with _quiet():
             for source in setup_sources:
                 exec(compile(source, "<setup>", "exec"), namespace)
-        for name, kind in runner.names.items():
-            if name in namespace:  # the trusted setup's names (np, checks, helpers) stay the grader's own
-                continue
-            if kind == "function":
-                namespace[name] = Proxy(runner, name)
-            else:
-                with contextlib.suppress(Exception):
-                    reply = runner.call(name, (), {}, value=True)
-                    if "result" in reply:
-                        namespace[name] = reply["result"]
-        deadline = time.monotonic() + SUBMISSION_TIMEOUT_S  # the whole notebook's time, as in the kernel
+        refused = _cross_graded_names(runner, graded_names(source_nb), namespace)
         for cell in source_nb.cells:
             gid = _meta(cell).get("grade_id")
             if gid not in test_ids:
                 continue
-            if time.monotonic() > deadline:
+            if time.monotonic() > runner.deadline:
                 verdicts[gid] = CellVerdict(gid, False, "the notebook ran out of time outside the kernel")
                 continue
             runner.defs = "" if runner.numpy_only else objects.definitions(cell.source)
+            runner.test_deadline = time.monotonic() + min(timeout, cell_limits.get(gid, timeout))
             try:
                 with _quiet():
                     exec(compile(textwrap.dedent(cell.source), f"<{gid}>", "exec"), dict(namespace))
                 verdicts[gid] = CellVerdict(gid, True)
             except BaseException as exc:  # noqa: BLE001 - a failing test is a verdict
                 message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                if isinstance(exc, NameError) and getattr(exc, "name", None) in refused:
+                    message = refused[exc.name]
                 verdicts[gid] = CellVerdict(gid, False, message[:300])
                 if runner.proc is not None and runner.proc.poll() is not None:
                     runner.stop()
@@ -381,6 +433,34 @@ def verify(source_nb, student_nb, lesson: str, test_ids: list[str], files_from: 
     finally:
         runner.stop()
     return verdicts
+
+
+def _cross_graded_names(runner: Runner, graded: list[str], namespace: dict) -> dict[str, str]:
+    """Put a stand-in for each graded function, and the value of each ``q_*`` answer, into the tests'
+    ``namespace``; nothing else the student's cells define crosses (their ``len`` or ``int`` would otherwise
+    replace the builtin in the instructor's tests). Returns the graded names refused, with the reason."""
+    import builtins
+
+    refused = {}
+    for name in graded:
+        kind = runner.names.get(name)
+        if kind is None or name in namespace:  # not defined there; or one of the trusted setup's own names
+            continue
+        if hasattr(builtins, name):
+            refused[name] = f"{name} shadows Python's builtin {name}(): the grader does not take it"
+        elif kind == "function" and not name.startswith("q_"):
+            namespace[name] = Proxy(runner, name)
+        else:
+            try:
+                reply = runner.call(name, (), {}, value=True)
+            except (RunnerGone, wire.NotData) as exc:
+                refused[name] = f"{name} could not be read from your notebook: {exc}"
+                continue
+            if "result" in reply:
+                namespace[name] = reply["result"]
+            else:
+                refused[name] = f"{name} is not data (a number, a tuple, a string...): {reply.get('notdata', '')}"
+    return refused
 
 
 @contextlib.contextmanager

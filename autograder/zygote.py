@@ -26,7 +26,8 @@ Each child, in strict mode:
 
 Replies: ``{"pid": N}`` (or ``{"error": ...}``) for each spawn, ``{"exit": N, "code": C}``
 when a child ends (``C`` as ``subprocess.Popen.returncode``: negative for a signal), and
-``{"ready": [modules loaded]}`` at start. ``{"signal": N, "signum": S}`` signals a child.
+``{"ready": [modules loaded], "packages": [top-level packages in memory]}`` at start.
+``{"signal": N, "signum": S}`` signals a child.
 When the control socket closes, the zygote kills its children and exits. Standard
 library only (plus the modules it preloads).
 """
@@ -252,7 +253,11 @@ def _child(request: dict, fds: list[int], zygote_pid: int) -> None:
             import ipykernel_launcher
             from ipykernel import kernelapp
 
-            sys.argv = [ipykernel_launcher.__file__, *argv]
+            # The student's folder goes on sys.path after every installed package (IPython would put it before
+            # them): a file uploaded beside the notebook (numpy.py, comm.py) cannot stand in for what the
+            # kernel imports, now or lazily later.
+            sys.argv = [ipykernel_launcher.__file__, "--ignore-cwd", *argv]
+            sys.path.append(os.getcwd())
             kernelapp.launch_new_instance()
             code = 0
         elif kind == "script":
@@ -315,7 +320,7 @@ def serve(control: socket.socket, modules: list[str]) -> None:
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so the wakeup fd hears it
-    send({"ready": _preload(modules)})
+    send({"ready": _preload(modules), "packages": sorted({name.split(".")[0] for name in sys.modules})})
     zygote_pid = os.getpid()
     children: set[int] = set()
     selector = selectors.DefaultSelector()

@@ -110,7 +110,7 @@ def zygote():
 
 
 def verdicts_for(lesson: str, replace: dict[str, str], files_from: pathlib.Path | None = None,
-                 tests: list[str] | None = None) -> dict[str, tuple[bool, str]]:
+                 tests: list[str] | None = None, timeout: float = 60) -> dict[str, tuple[bool, str]]:
     source = nbformat.read(ROOT / "solutions" / lesson / f"{lesson}.ipynb", as_version=4)
     student = nbformat.from_dict(source)
     for cell in student.cells:
@@ -118,7 +118,7 @@ def verdicts_for(lesson: str, replace: dict[str, str], files_from: pathlib.Path 
         if gid in replace:
             cell.source = replace[gid]
     tests = tests or list(graded_test_cells(lesson))
-    verdicts = verify(source, student, lesson, tests, files_from or ROOT / "solutions" / lesson, hide=[], timeout=60)
+    verdicts = verify(source, student, lesson, tests, files_from or ROOT / "solutions" / lesson, hide=[], timeout=timeout)
     assert set(verdicts) == set(tests)
     return {gid: (v.passed, v.message) for gid, v in verdicts.items() if gid not in UNMEASURABLE or files_from}
 
@@ -327,8 +327,13 @@ def test_lesson_08s_checkpoint_is_run_where_the_labels_are_not(tmp_path, monkeyp
 def test_the_notebook_has_its_time_outside_the_kernel_too(monkeypatch):
     import autograder.verify
 
+    """The submission's budget covers the verification process's start-up and every call: past it, every test
+    not yet decided fails, and verification ends within the budget however slow the student's code is."""
+    import time
+
     monkeypatch.setattr(autograder.verify, "SUBMISSION_TIMEOUT_S", 3)
     slow = "def receptive_fields(layers):\n    import time\n    time.sleep(4)\n    return []\n"
+    start = time.monotonic()
     verdicts = verdicts_for("06_receptive_fields", {"receptive_fields": slow})
-    late = [gid for gid, (_, message) in verdicts.items() if "ran out of time outside the kernel" in message]
-    assert late and "test_receptive_fields" not in late, verdicts
+    assert time.monotonic() - start < 3 + 10
+    assert all(not passed and "ran out of time outside the kernel" in message for passed, message in verdicts.values())

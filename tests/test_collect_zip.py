@@ -82,3 +82,49 @@ def test_the_latest_by_date_when_names_do_not_tell(tmp_path):
                         ("Wei Chen_556_assignsubmission_file_/sub/02_convolution.ipynb", (2026, 3, 1, 0, 0, 0))],
                        LESSON)
     assert [e.collected for e in entries] == [True, False]
+
+
+def test_unsafe_entries_are_listed_and_not_extracted_and_everyone_else_is_collected(tmp_path):
+    import stat
+
+    work = tmp_path / "work"
+    work.mkdir()
+    honest = {"smithjohn_12345_678901_02_convolution.ipynb": "smithjohn",
+              "Wei Chen_556_assignsubmission_file_/02_convolution.ipynb": "wei-chen"}
+    unsafe = {  # name in the zip -> words its note must contain
+        "../../x.ipynb": "climbs out of the folder",
+        "../../mallory_1_2_02_convolution.ipynb": "climbs out of the folder",
+        f"{tmp_path}/abs_1_2_02_convolution.ipynb": "an absolute path",
+        "C:\\abs_1_2_02_convolution.ipynb": "an absolute path",
+        "\\\\server\\share\\abs_1_2_02_convolution.ipynb": "an absolute path",
+        "sub\\..\\..\\bs_1_2_02_convolution.ipynb": "climbs out of the folder",
+        "linker_1_2_02_convolution.ipynb": "a link",
+        "fifo_1_2_02_convolution.ipynb": "a device, fifo or socket",
+        ".._12345_678_02_convolution.ipynb": "not a plain folder and file name",  # Canvas's layout, the name "..": into/../
+    }
+    modes = {"linker_1_2_02_convolution.ipynb": stat.S_IFLNK | 0o777, "fifo_1_2_02_convolution.ipynb": stat.S_IFIFO | 0o644}
+    archive = tmp_path / "download.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for name in honest:
+            z.writestr(name, notebook(name))
+        for name in unsafe:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = modes.get(name, stat.S_IFREG | 0o644) << 16
+            z.writestr(info, str(ROOT / "solutions" / LESSON / f"{LESSON}.ipynb") if name in modes else notebook(name))
+    subs = work / "submitted"
+    result = subprocess.run([sys.executable, "-m", "autograder", "collect-zip", str(archive), "--lesson", LESSON,
+                             "--into", str(subs)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert sorted(p.name for p in subs.iterdir() if p.is_dir()) == sorted(honest.values())
+    for name, student in honest.items():
+        assert (subs / student / LESSON / f"{LESSON}.ipynb").read_bytes() == notebook(name), name
+    with (subs / f"{LESSON}_intake.csv").open() as f:
+        rows = {row["file"]: row for row in csv.DictReader(f)}
+    assert sorted(rows) == sorted([*honest, *unsafe])
+    for name, words in unsafe.items():
+        assert rows[name]["collected"] == "no" and words in rows[name]["note"], (name, rows[name])
+        assert "not extracted" in rows[name]["note"] or "not collected" in rows[name]["note"], rows[name]
+        assert f"not collected: {name}: " in result.stdout
+    # Nothing was written beside the download or the target folder.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["download.zip", "work"]
+    assert [p.name for p in work.iterdir()] == ["submitted"]

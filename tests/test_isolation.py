@@ -302,23 +302,25 @@ def running(marker: str) -> list[int]:
 
 
 def test_children_die_with_their_zygote(tmp_path):
-    z = isolation.start_zygote([])
+    isolation.start_zygote([])
     try:
         script = tmp_path / "sleep_for_the_zygote_test.py"  # copied into the child's folder, run from there
-        script.write_text("import time\ntime.sleep(120)\n")
-        isolation.start_script(script.name, [], tmp_path, warm=False)
+        marker = "asleep-for-the-zygote-test"  # on the command line of what the child becomes
+        script.write_text(f"import os, sys\nos.execv(sys.executable, [sys.executable, '-c', "
+                          f"'import time; time.sleep(120)', {marker!r}])\n")
+        child = isolation.start_script(script.name, [], tmp_path, warm=False)  # NumPy lessons' kind of child
         for _ in range(100):
-            if running(script.name):
+            if running(marker):
                 break
             time.sleep(0.1)
-        assert running(script.name), "the child did not start"
-        z.proc.send_signal(signal.SIGKILL)  # bubblewrap, and with it the zygote
-        z.proc.wait()
+        assert running(marker), "the child did not start"
+        child.zygote.proc.send_signal(signal.SIGKILL)  # bubblewrap, and with it the zygote that forked it
+        child.zygote.proc.wait()
         for _ in range(100):
-            if not running(script.name):
+            if not running(marker):
                 break
             time.sleep(0.1)
-        assert not running(script.name), "a child outlived its zygote"
+        assert not running(marker), "a child outlived its zygote"
     finally:
         isolation.stop_zygote()
 
