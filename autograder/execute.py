@@ -21,6 +21,7 @@ The error outputs it writes have these ``ename`` values, which
 from __future__ import annotations
 
 import pathlib
+import re
 import shutil
 import time
 
@@ -53,6 +54,32 @@ NOT_RUN = "[not run when grading: a demonstration of the lesson; no grade depend
 # what is kept only afterwards. Test cells print a few lines, lesson figures a few hundred kB.
 MAX_CELL_OUTPUT = 4 << 20
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data", "error")
+
+
+FAULTS = ("KernelDied", "CellTimeout", "SubmissionTimeout", "CellTimeoutError")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def solution_errors(nb) -> list[str]:
+    """What stopped a solution cell from defining its function or answer (a syntax error, bad indentation, an
+    exception at definition time), with the line in the cell: "convolve2d did not run: SyntaxError at line 2
+    of its cell: invalid syntax". Every test of that function fails with a NameError, which says nothing of why."""
+    found = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {}) or {}
+        if cell.cell_type != "code" or not meta.get("solution"):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error" or output.get("ename") in (*FAULTS, "MemoryError"):
+                continue
+            evalue = output.get("evalue", "")
+            lines = re.findall(r"line (\d+)", evalue) or [n for entry in output.get("traceback", [])
+                                                          for n in re.findall(r"Cell In\[\d+\], line (\d+)",
+                                                                              _ANSI.sub("", entry))]
+            where = f" at line {lines[-1]} of its cell" if lines else ""
+            message = re.sub(r"\s*\([^()]*, line \d+\)$", "", evalue).strip()[:200]
+            found.append(f"{meta.get('grade_id')} did not run: {output.get('ename')}{where}: {message}")
+    return found
 
 
 def _error(ename: str, evalue: str) -> NotebookNode:

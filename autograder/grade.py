@@ -221,8 +221,10 @@ def fault_reasons(autograded: pathlib.Path) -> list[str]:
 
     if not autograded.is_file():
         return []
+    from .execute import solution_errors
+
     nb = nbformat.read(autograded, as_version=4)
-    reasons = []
+    reasons = solution_errors(nb)  # a function that never came to exist: the reason its tests failed
     for i, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             ename, evalue = output.get("ename", ""), output.get("evalue", "")

@@ -128,8 +128,10 @@ class Runner:
         self.signatures = reply.get("signatures") or {}
 
     def _drain_stderr(self) -> None:
+        """What the student's process wrote to stderr: kept up to 1 MiB, read 1 MiB at a time at most (a process
+        that floods stderr must not keep the grader reading past its deadline)."""
         with contextlib.suppress(Exception):
-            while True:
+            for _ in range(16):
                 chunk = os.read(self.proc.stderr, 65536)
                 if not chunk:
                     break

@@ -321,6 +321,11 @@ def test_check_command_exit_status(tmp_path):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert failed.returncode == 1 and "FAIL convolve2d (test_convolve2d)" in failed.stdout, failed.stdout
     assert "kernel died" in failed.stdout
+    typo = tmp_path / "typo" / f"{LESSON}.ipynb"  # a function that never came to exist is named, with its line
+    typo.parent.mkdir()
+    nbformat.write(student_notebook(convolve2d="import numpy as np\n\ndef convolve2d(:image, kernel):\n    pass\n"), typo)
+    result = run(typo)
+    assert result.returncode == 1 and "ERROR convolve2d did not run: SyntaxError at line 3 of its cell" in result.stdout
     (tmp_path / "broken.ipynb").write_text("{")
     assert run(tmp_path / "broken.ipynb").returncode == 2
 

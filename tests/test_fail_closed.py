@@ -132,17 +132,28 @@ def correlate2d(image, kernel):
 '''
 
 
-def test_a_reply_begun_and_never_finished_costs_only_its_own_tests(monkeypatch):
-    """No read on the channel without a deadline: a stalled reply fails the tests that waited for it, in bounded
-    time, and the verification of the other functions goes on."""
+FLOOD = '''
+import os, sys
+def correlate2d(image, kernel):
+    while "ipykernel" not in sys.modules:  # only in the verification process: stderr, as fast as it goes
+        os.write(2, b"x" * 65536)
+    return 0
+'''
+
+
+@pytest.mark.parametrize("correlate2d", [STALL, FLOOD], ids=["a reply begun and never finished", "a stderr flood"])
+def test_a_stalling_process_costs_only_its_own_tests_and_bounded_time(monkeypatch, correlate2d):
+    """No read on the channel without a deadline: a stalled reply (or a process that floods stderr instead of
+    replying) fails the tests that waited for it, in bounded time, and the verification of the other functions
+    goes on, in a process started again."""
     lesson = "02_convolution"
     monkeypatch.setattr(verification, "SUBMISSION_TIMEOUT_S", 120)
     start = time.monotonic()
-    verdicts = within(150, lambda: verdicts_for(lesson, {"correlate2d": STALL}, timeout=2))
+    verdicts = within(150, lambda: verdicts_for(lesson, {"correlate2d": correlate2d}, timeout=2))
     assert time.monotonic() - start < 100
     mine = {gid: v for gid, v in verdicts.items() if gid.startswith("test_correlate2d")}
     assert mine and not any(passed for passed, _ in mine.values()), mine
-    assert verdicts["test_compose_kernels"][0], verdicts["test_compose_kernels"]  # its own process, started again
+    assert verdicts["test_compose_kernels"][0], verdicts["test_compose_kernels"]
 
 
 BOMB = '''

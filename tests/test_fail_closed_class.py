@@ -54,6 +54,7 @@ def test_stub_functions_score_nothing_however_they_are_packaged(tmp_path):
     (subs / "shadow" / LESSON / "autograder").mkdir()
     (subs / "shadow" / LESSON / "autograder" / "__init__.py").write_text("import os\nos._exit(0)\n")
     put(subs, "builtins", LESSON, messy.student_notebook(LESSON, **{**stubs(LESSON, "", "", "0"), **BUILTINS_FORGED}))
+    put(subs, "typo", LESSON, messy.student_notebook(LESSON, convolve2d="def convolve2d(:image, kernel):\n    pass\n"))
     result = grade(subs, out)
     assert result.returncode == 0, result.stderr[-3000:]
     grades = rows(out)
@@ -61,6 +62,9 @@ def test_stub_functions_score_nothing_however_they_are_packaged(tmp_path):
     for student in ("shadow", "builtins"):
         assert grades[student]["status"] == "graded" and float(grades[student]["score"]) == 0, grades[student]
     assert "outside the notebook kernel" in grades["shadow"]["reason"], grades["shadow"]
+    # A function that never came to exist is named in the reason, with its line (not only its tests' NameError).
+    assert float(grades["typo"]["score"]) == points(LESSON) - points(LESSON, "convolve2d"), grades["typo"]
+    assert grades["typo"]["reason"].startswith("convolve2d did not run: SyntaxError at line 1 of its cell"), grades["typo"]
 
 
 def test_a_grader_that_cannot_grade_the_instructors_solution_grades_nobody(tmp_path):
