@@ -146,7 +146,7 @@ def cmd_grade(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .export import read_gradebook, table, write
+    from .export import read_gradebook, read_roster, roster_matches, table, write
 
     source = pathlib.Path(args.gradebook)
     if "://" in args.gradebook:
@@ -166,6 +166,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return _usage_error(str(exc))
     rows, unmatched = table(book, args.format, roster, args.missing_as_zero)
+    if roster is not None and args.format != "csv":
+        matched = collections.Counter(column for _, column in roster_matches(
+            book.students, args.format, read_roster(roster)[1]).values())
+        if book.students and not matched:  # a header-only file would import as nothing, silently
+            print(f"autograder: the roster {args.roster} matches none of the {len(book.students)} graded students "
+                  f"({', '.join(book.students[:5])}{' ...' if len(book.students) > 5 else ''}); nothing written. Is it "
+                  f"the {args.format} export of this course, and are the submission folders named by login or id?",
+                  file=sys.stderr)
+            return 1
+        print("matched by " + ", ".join(f"{column} ({n})" for column, n in matched.most_common()))
     pathlib.Path(args.to).write_text(write(rows), encoding="utf-8", newline="")
     print(f"wrote {args.to}: {args.format}, {len(book.students) - len(unmatched)} students, "
           f"lessons {', '.join(x for x, _ in book.lessons) or 'none'}")

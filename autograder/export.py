@@ -85,17 +85,28 @@ def read_roster(text: str) -> tuple[list[str], list[dict[str, str]]]:
     return list(reader.fieldnames or []), rows
 
 
-def _row_keys(row: dict[str, str], lms: str) -> set[str]:
+def _row_keys(row: dict[str, str], lms: str) -> dict[str, str]:
+    """The keys a grader's student id may match in this roster row, each with the column(s) it comes from."""
     if lms == "canvas":
-        ids = [row.get("ID", ""), row.get("SIS User ID", ""), row.get("SIS Login ID", "")]
-        name = row.get("Student", "")
+        columns, name, name_column = ["ID", "SIS User ID", "SIS Login ID"], row.get("Student", ""), "Student"
     else:
-        ids = [row.get("ID number", ""), row.get("Username", ""), row.get("Email address", "")]
-        name = f"{row.get('First name', '')} {row.get('Last name', '')}"
-    keys = {_key(x) for x in [*ids, name] if _key(x)}
+        columns = ["ID number", "Username", "Email address"]
+        name, name_column = f"{row.get('First name', '')} {row.get('Last name', '')}", "First name + Last name"
+    keys = {_key(row.get(c, "")): c for c in reversed(columns) if _key(row.get(c, ""))}  # the first column wins
+    if _key(name):
+        keys.setdefault(_key(name), name_column)
     if row.get("ID"):
-        keys.add(f"{_key(name)}_{_key(row['ID'])}")
+        keys.setdefault(f"{_key(name)}_{_key(row['ID'])}", f"{name_column} + ID")
     return keys
+
+
+def roster_matches(students: list[str], lms: str, rows: list[dict[str, str]]) -> dict[str, tuple[dict, str]]:
+    """Each grader student id the roster knows: its roster row and the column it matched on."""
+    index: dict[str, tuple[dict, str]] = {}
+    for row in rows:
+        for key, column in _row_keys(row, lms).items():
+            index.setdefault(key, (row, column))
+    return {s: index[_key(s)] for s in students if _key(s) in index}
 
 
 def _lesson_column(lesson: str, header: list[str], lms: str) -> str:
@@ -130,11 +141,7 @@ def table(book: Gradebook, lms: str, roster: str | None = None,
         header, rows = read_roster(roster)
         if lms == "moodle":
             identity = [c for c in identity if c in header]
-        index = {}
-        for row in rows:
-            for key in _row_keys(row, lms):
-                index.setdefault(key, row)
-        people = {s: index[_key(s)] for s in book.students if _key(s) in index}
+        people = {s: row for s, (row, _) in roster_matches(book.students, lms, rows).items()}
     columns = [_lesson_column(x, header, lms) for x, _ in book.lessons]
     out = [[*identity, *columns]]
     if lms == "canvas":

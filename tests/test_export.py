@@ -103,8 +103,24 @@ def test_command_line_writes_crlf_csv_from_an_out_folder(tmp_path, canvas_db):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "not in the roster, so not exported: stranger" in result.stderr
+    assert "matched by " in result.stdout, result.stdout  # which roster column the grader's ids were found in
     raw = target.read_bytes()
     assert raw.count(b"\r\n") == 5 and raw.decode().splitlines() == _sample("canvas_import.csv")
     missing = subprocess.run([sys.executable, "-m", "autograder", "export", str(tmp_path), "--format", "csv",
                               "--to", str(target)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert missing.returncode == 2 and "no gradebook" in missing.stderr
+
+
+def test_a_roster_that_matches_nobody_writes_nothing_and_fails(tmp_path, canvas_db):
+    """A header-only file would import into Canvas as nothing, silently: the wrong course's roster, or submission
+    folders named by something the LMS does not know, must stop the export with a reason."""
+    out = pathlib.Path(canvas_db.removeprefix("sqlite:///")).parent
+    header = (DATA / "canvas_export.csv").read_text(encoding="utf-8-sig").splitlines()[0]
+    roster = tmp_path / "other_course.csv"
+    roster.write_text(header + "\n" + "Nobody Here,999,,nobody,\n", encoding="utf-8")
+    target = tmp_path / "canvas.csv"
+    result = subprocess.run([sys.executable, "-m", "autograder", "export", str(out), "--format", "canvas",
+                             "--roster", str(roster), "--to", str(target)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "matches none of the" in result.stderr, (result.returncode, result.stderr)
+    assert not target.exists()
