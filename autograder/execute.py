@@ -53,6 +53,7 @@ NOT_RUN = "[not run when grading: a demonstration of the lesson; no grade depend
 # nbclient keeps all of it in the grading worker (measured: 2.4 GB for one cell); nbgrader's LimitOutput trims
 # what is kept only afterwards. Test cells print a few lines, lesson figures a few hundred kB.
 MAX_CELL_OUTPUT = 4 << 20
+MAX_NOTEBOOK_OUTPUT = 32 << 20  # and for the whole notebook: a student may add cells, each printing its 4 MiB
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data", "error")
 
 
@@ -157,15 +158,18 @@ class ResilientExecute(Execute):
         return False
 
     def process_message(self, msg, cell, cell_index):
-        """nbclient's, except that a cell's output past ``MAX_CELL_OUTPUT`` is dropped as it arrives, with a note."""
+        """nbclient's, except that output past ``MAX_CELL_OUTPUT`` in a cell, or ``MAX_NOTEBOOK_OUTPUT`` in the
+        notebook, is dropped as it arrives, with a note."""
         if msg["msg_type"] in OUTPUT_TYPES[:-1]:
             content = msg["content"]
             size = len(content.get("text", "")) + sum(len(str(v)) for v in (content.get("data") or {}).values())
-            used = self._output_bytes = getattr(self, "_output_bytes", 0) + size
-            if used > MAX_CELL_OUTPUT:
+            self._output_bytes = getattr(self, "_output_bytes", 0) + size
+            self._notebook_output_bytes = getattr(self, "_notebook_output_bytes", 0) + size
+            if self._output_bytes > MAX_CELL_OUTPUT or self._notebook_output_bytes > MAX_NOTEBOOK_OUTPUT:
                 if not any(o.get("name") == "stderr" and o.get("text", "").startswith("[output cut") for o in cell.outputs):
                     cell.outputs.append(NotebookNode(output_type="stream", name="stderr", text=(
-                        f"[output cut at {MAX_CELL_OUTPUT >> 20} MiB: the rest of this cell's output was not kept]\n")))
+                        f"[output cut: past {MAX_CELL_OUTPUT >> 20} MiB in a cell or {MAX_NOTEBOOK_OUTPUT >> 20} MiB "
+                        "in the notebook, the rest of this cell's output was not kept]\n")))
                 return None
         return super().process_message(msg, cell, cell_index)
 
@@ -190,6 +194,7 @@ class ResilientExecute(Execute):
         self._replay: list[str] = []
         self._deadline = time.monotonic() + self.submission_timeout
         self._timed_out = False
+        self._notebook_output_bytes = 0
         try:
             return super().preprocess(nb, resources, km)
         finally:

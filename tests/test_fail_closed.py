@@ -198,3 +198,20 @@ def test_a_submissions_replies_have_a_budget_in_all(monkeypatch):
     late = {gid: message for gid, (passed, message) in verdicts.items() if "went past 0 MiB in all" in message}
     assert late and all(not verdicts[gid][0] for gid in late), verdicts
     assert any(passed for passed, _ in verdicts.values())  # the first replies fitted
+
+
+def test_a_notebook_keeps_at_most_its_share_of_output_however_many_cells_print(tmp_path):
+    """Each cell keeps 4 MiB of output as it arrives, the whole notebook 32 MiB: a student who adds cells, each
+    printing just under a cell's share, cannot grow the grading worker past the notebook's."""
+    import nbformat
+
+    from autograder.execute import MAX_CELL_OUTPUT, MAX_NOTEBOOK_OUTPUT, ResilientExecute
+
+    chunk = (MAX_CELL_OUTPUT - (64 << 10)) // 4
+    cells = [nbformat.v4.new_code_cell(f"for _ in range(4):\n    print('x' * {chunk})") for _ in range(12)]
+    nb = nbformat.v4.new_notebook(cells=cells)
+    ResilientExecute(timeout=60).preprocess(nb, {"metadata": {"path": str(tmp_path)}})
+    kept = [sum(len(o.get("text", "")) for o in cell.outputs) for cell in nb.cells]
+    assert all(k <= MAX_CELL_OUTPUT + 4096 for k in kept), kept
+    assert MAX_NOTEBOOK_OUTPUT - MAX_CELL_OUTPUT <= sum(kept) <= MAX_NOTEBOOK_OUTPUT + 4096, sum(kept)
+    assert "[output cut" in nb.cells[-1].outputs[-1].get("text", ""), nb.cells[-1].outputs[-1]
