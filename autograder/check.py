@@ -46,7 +46,7 @@ def _release(path: pathlib.Path, nb) -> tuple[str | None, object]:
 
 
 def check(path: pathlib.Path, timeout: int = CELL_TIMEOUT_S, out=sys.stdout) -> int:
-    from .execute import ResilientExecute, solution_errors
+    from .execute import FAULTS, ResilientExecute, solution_errors
 
     try:
         if not path.is_file():
@@ -109,7 +109,7 @@ def check(path: pathlib.Path, timeout: int = CELL_TIMEOUT_S, out=sys.stdout) -> 
         if cell.cell_type != "code" or (meta.get("grade") and not meta.get("solution")):
             continue
         for o in cell.get("outputs", []):
-            if o.get("ename") in ("KernelDied", "CellTimeout", "SubmissionTimeout"):
+            if o.get("ename") in FAULTS:
                 print(f"note: {o.get('evalue')}", file=out)
     print(f"{total - failed} of {total} test cells passed" + ("" if not failed else "; fix the ones marked FAIL"), file=out)
     return 1 if failed else 0

@@ -57,7 +57,7 @@ MAX_NOTEBOOK_OUTPUT = 32 << 20  # and for the whole notebook: a student may add 
 OUTPUT_TYPES = ("stream", "display_data", "execute_result", "update_display_data", "error")
 
 
-FAULTS = ("KernelDied", "CellTimeout", "SubmissionTimeout", "CellTimeoutError")
+FAULTS = ("KernelDied", "CellTimeout", "SubmissionTimeout")  # the enames of the error outputs written here
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -71,7 +71,7 @@ def solution_errors(nb) -> list[str]:
         if cell.cell_type != "code" or not meta.get("solution"):
             continue
         for output in cell.get("outputs", []):
-            if output.get("output_type") != "error" or output.get("ename") in (*FAULTS, "MemoryError"):
+            if output.get("output_type") != "error" or output.get("ename") in (*FAULTS, "CellTimeoutError", "MemoryError"):
                 continue
             evalue = output.get("evalue", "")
             lines = re.findall(r"line (\d+)", evalue) or [n for entry in output.get("traceback", [])

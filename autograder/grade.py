@@ -212,23 +212,20 @@ def _grade_id(cell, index: int) -> str:
     return cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
 
 
-FAULTS = ("KernelDied", "CellTimeout", "SubmissionTimeout", "MemoryError")
-
-
 def fault_reasons(autograded: pathlib.Path) -> list[str]:
     """Plain reasons for the faults autograder.execute recorded in the autograded notebook."""
     import nbformat
 
     if not autograded.is_file():
         return []
-    from .execute import solution_errors
+    from .execute import FAULTS, solution_errors
 
     nb = nbformat.read(autograded, as_version=4)
     reasons = solution_errors(nb)  # a function that never came to exist: the reason its tests failed
     for i, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             ename, evalue = output.get("ename", ""), output.get("evalue", "")
-            if ename in ("KernelDied", "CellTimeout", "SubmissionTimeout"):
+            if ename in FAULTS:
                 reasons.append(evalue.split(";")[0])
             elif ename == "MemoryError" or "MemoryError" in evalue or "Unable to allocate" in evalue:
                 reasons.append(f"hit the memory limit of {KERNEL_LIMITS['memory_mib']} MiB in {_grade_id(cell, i)}")
